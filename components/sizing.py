@@ -58,6 +58,7 @@ KV_BLOCK = 16
 # Bytes per linear-layer parameter. Embeddings and lm_head stay 16-bit in FP8 and int4 checkpoints.
 # mxfp4 is 4.25 bits for experts with 16-bit attention: gpt-oss-120b measured 64.38 GiB -> ~0.57.
 BYTES_PER_PARAM = {
+    "fp32": 4.0,  # small encoders ship fp32; sized as loaded, the conservative reading of vLLM's dtype auto
     "bf16": 2.0,
     "fp16": 2.0,
     "fp8": 1.0,
@@ -67,6 +68,7 @@ BYTES_PER_PARAM = {
     "mxfp4": 0.57,
 }
 SIXTEEN_BIT = ("bf16", "fp16")
+UNQUANTIZED = ("bf16", "fp16", "fp32")
 # vLLM's own defaults for the OpenAI server: GPUs with >= 70 GiB (A100 excepted) get larger batches.
 LARGE_GPU_THRESHOLD_GIB = 70.0
 LARGE_GPU_DEFAULTS = (1024, 8192)  # (max_num_seqs, max_num_batched_tokens)
@@ -312,7 +314,7 @@ def weight_dtype_for(req: SizingRequest) -> tuple[str, list[str]]:
     if asked == "auto":
         return ckpt, []
     if asked in SIXTEEN_BIT:
-        if ckpt not in SIXTEEN_BIT:
+        if ckpt not in UNQUANTIZED:
             raise SizingError(
                 [f"{at}: {req.arch.id} is a {ckpt} checkpoint; serve it as `auto` or use its 16-bit checkpoint id"]
             )
@@ -320,9 +322,9 @@ def weight_dtype_for(req: SizingRequest) -> tuple[str, list[str]]:
     if asked == "fp8":
         if ckpt == "fp8":
             return "fp8", []
-        if ckpt in SIXTEEN_BIT:
-            return "fp8", ["--quantization", "fp8"]  # vLLM's dynamic FP8 of a 16-bit checkpoint
-    if asked == "bitsandbytes" and ckpt in SIXTEEN_BIT:
+        if ckpt in UNQUANTIZED:
+            return "fp8", ["--quantization", "fp8"]  # vLLM's dynamic FP8 of an unquantized checkpoint
+    if asked == "bitsandbytes" and ckpt in UNQUANTIZED:
         return "bitsandbytes", ["--quantization", "bitsandbytes"]
     if asked == ckpt:
         return ckpt, []  # a pre-quantized checkpoint (awq, gptq) is detected from its config
@@ -344,10 +346,11 @@ def weight_bytes(arch: ModelArch, dtype: str, tp: int, pp: int) -> tuple[float, 
     embed = arch.vocab * arch.hidden
     head = arch.vocab * arch.hidden if arch.task == "generate" and not arch.tie_embeddings else 0
     layer_bytes = max(params - embed - head, 0.0) * BYTES_PER_PARAM[dtype]
-    total = layer_bytes + 2.0 * (embed + head)
+    edge_bytes = 4.0 if dtype == "fp32" else 2.0
+    total = layer_bytes + edge_bytes * (embed + head)
     layers_on_stage = math.ceil(arch.layers / pp)
     # The first stage holds the embedding, the last the lm_head; one stage holds both when PP is 1.
-    edges = 2.0 * (embed + head) if pp == 1 else 2.0 * max(embed, head)
+    edges = edge_bytes * (embed + head if pp == 1 else max(embed, head))
     stage = layer_bytes * layers_on_stage / arch.layers + edges
     return stage / tp, total
 
@@ -367,10 +370,8 @@ def kv_bytes_per_token(arch: ModelArch, tp: int, pp: int, kv_dtype: str) -> floa
 
 def activation_bytes(arch: ModelArch, tp: int, max_num_seqs: int, batched_tokens: int) -> float:
     """Peak activation of the profiling run on one GPU."""
-    if arch.is_moe:
-        mlp = (arch.experts_per_token + arch.shared_experts) * arch.moe_intermediate
-    else:
-        mlp = arch.intermediate
+    moe_mlp = (arch.experts_per_token + arch.shared_experts) * arch.moe_intermediate
+    mlp = moe_mlp if arch.is_moe else arch.intermediate
     forward = batched_tokens * (4 * arch.hidden + 3 * mlp / tp) * 2.0
     sampler = SAMPLER_LOGIT_COPIES * max_num_seqs * arch.vocab * 4.0 if arch.task == "generate" else 0.0
     return max(forward, sampler, ACTIVATION_FLOOR)
@@ -450,8 +451,9 @@ def evaluate(r: Resolved, tp: int, pp: int) -> Candidate:
         fits = judged_budget - weights - activation - non_torch >= kv_need
         room = r.budget - weights - activation - non_torch
         tokens = int(room // per_token) // KV_BLOCK * KV_BLOCK if per_token and room > 0 else (0 if per_token else None)
-        candidate = Candidate(tp, pp, fits, seqs, batched, weights, activation, non_torch, room, per_token,
-                              tokens, kv_need, total)
+        candidate = Candidate(
+            tp, pp, fits, seqs, batched, weights, activation, non_torch, room, per_token, tokens, kv_need, total
+        )
         best = best or candidate
         if fits:
             return candidate
@@ -463,9 +465,7 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
     arch = req.arch
     if req.task and req.task != arch.task:
         if arch.task == "generate" or req.task == "generate":
-            raise SizingError(
-                [f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"]
-            )
+            raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
         arch = replace(arch, task=req.task)  # type: ignore[arg-type]
     weight_dtype, quant_flags = weight_dtype_for(req)
 
@@ -657,15 +657,11 @@ def size_model(req: SizingRequest, shape: GpuShape, max_nodes: int = CLI_MAX_NOD
     return _sizing(req, r, shape, chosen, fits=True, reasons=reasons)
 
 
-def _sizing(
-    req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits: bool, reasons: list[str]
-) -> Sizing:
+def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits: bool, reasons: list[str]) -> Sizing:
     gpus = c.tp * c.pp
     nodes = max(1, gpus // shape.gpus_per_node) if gpus > shape.gpus_per_node else 1
     args, env, warnings = serving_config(req, r, shape, c, nodes)
-    concurrency = (
-        round(c.kv_tokens / r.max_model_len, 2) if c.kv_tokens is not None else float(c.max_num_seqs)
-    )
+    concurrency = round(c.kv_tokens / r.max_model_len, 2) if c.kv_tokens is not None else float(c.max_num_seqs)
     return Sizing(
         model=r.arch.id,
         task=r.arch.task,
@@ -677,7 +673,7 @@ def _sizing(
         gpus_per_replica=gpus,
         nodes_per_replica=nodes,
         weight_dtype=r.weight_dtype,
-        kv_cache_dtype=r.kv_dtype if r.kv_dtype != "auto" else ("bf16" if r.weight_dtype != "fp16" else "fp16"),
+        kv_cache_dtype=r.kv_dtype if r.kv_dtype != "auto" else ("fp16" if r.weight_dtype == "fp16" else "bf16"),
         weights_total_gib=round(c.weights_total / GIB, 2),
         max_model_len=r.max_model_len,
         max_num_seqs=c.max_num_seqs,
@@ -723,7 +719,9 @@ def _reasons(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, rej
             f"({shape.nvlink_domain} GPU{'s' if shape.nvlink_domain > 1 else ''} of {shape.gpu_id})"
         )
     else:
-        reasons.append(f"{gpus} GPU{'s' if gpus > 1 else ''}: throughput objective takes the fewest GPUs that hold {need}")
+        reasons.append(
+            f"{gpus} GPU{'s' if gpus > 1 else ''}: throughput objective takes the fewest GPUs that hold {need}"
+        )
     for bad in rejected:
         short = _gib(bad.kv_needed - max(bad.kv_room, 0)) if bad.kv_room >= 0 else _gib(-bad.kv_room) + " before any KV"
         reasons.append(f"TP {bad.tp} x PP {bad.pp} rejected: short by {short} per GPU")
@@ -751,7 +749,7 @@ def not_fit_reason(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidat
         f"short by {_gib(short)} per GPU"
     )
     options = []
-    if r.weight_dtype in SIXTEEN_BIT and req.quantization in ("auto", *SIXTEEN_BIT):
+    if r.weight_dtype in UNQUANTIZED and req.quantization in ("auto", *SIXTEEN_BIT):
         alt = _first_fit(replace(req, quantization="fp8"), shape, max_nodes)
         if alt:
             options.append(f"quantization: fp8 ({alt})")
@@ -803,8 +801,7 @@ def _check_extra_args(req: SizingRequest) -> None:
         flag = arg.split("=", 1)[0]
         if flag in PLAN_FLAGS:
             errors.append(
-                f"{req.field}.extraArgs: {flag} contradicts the plan, which sets it; "
-                f"set {PLAN_FLAGS[flag]} instead"
+                f"{req.field}.extraArgs: {flag} contradicts the plan, which sets it; set {PLAN_FLAGS[flag]} instead"
                 if not PLAN_FLAGS[flag].startswith("nothing")
                 else f"{req.field}.extraArgs: {flag} is set by the plan; remove it ({PLAN_FLAGS[flag][8:]})"
             )
@@ -831,10 +828,14 @@ def serving_config(
     if req.revision:
         args += ["--revision", req.revision]
     args += [
-        "--tensor-parallel-size", str(c.tp),
-        "--pipeline-parallel-size", str(c.pp),
-        "--max-model-len", str(r.max_model_len),
-        "--gpu-memory-utilization", f"{req.gpu_memory_utilization:g}",
+        "--tensor-parallel-size",
+        str(c.tp),
+        "--pipeline-parallel-size",
+        str(c.pp),
+        "--max-model-len",
+        str(r.max_model_len),
+        "--gpu-memory-utilization",
+        f"{req.gpu_memory_utilization:g}",
     ]
     args += list(r.quant_flags)
     if r.kv_dtype != "auto":
@@ -901,14 +902,18 @@ def serving_config(
             f"CUDA graphs can take up to {CUDA_GRAPH_RESERVE_GIB} GiB there"
         )
     if r.weight_dtype == "fp8" and not shape.native_fp8:
-        warnings.append(f"{shape.gpu_id} has no FP8 tensor cores: FP8 weights run weight-only (Marlin), saving memory, not compute")
+        warnings.append(
+            f"{shape.gpu_id} has no FP8 tensor cores: FP8 weights run weight-only (Marlin), saving memory, not compute"
+        )
     if a.sliding_window_layers and r.kv_dtype is not None:
         warnings.append(
             f"{a.sliding_window_layers} of {a.layers} layers use a {a.sliding_window}-token sliding window; KV is "
             "sized as full attention, so vLLM may report more tokens"
         )
     if a.params_estimated:
-        warnings.append(f"parameter count estimated from the config ({a.params_b:g}B); pass paramsB for the published one")
+        warnings.append(
+            f"parameter count estimated from the config ({a.params_b:g}B); pass paramsB for the published one"
+        )
     return args, env, warnings
 
 
@@ -917,6 +922,7 @@ def serving_config(
 
 @dataclass(frozen=True)
 class PoolShape:
+    index: int
     spec: GpuPoolSpec
     gpu: GpuType
     shape: GpuShape
@@ -959,17 +965,12 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
         for name in wanted:
             if name not in by_type:
                 raise SizingError(
-                    [
-                        f"{at}.backend: {name!r} is not a {cloud} shape with {gpu.id}; "
-                        f"use one of {', '.join(by_type)}"
-                    ]
+                    [f"{at}.backend: {name!r} is not a {cloud} shape with {gpu.id}; use one of {', '.join(by_type)}"]
                 )
         chosen = [by_type[n] for n in wanted] or [i for i in offered if gpn is None or i.gpus == gpn]
         if not chosen:
             counts = sorted({i.gpus for i in offered})
-            raise SizingError(
-                [f"{at}.gpusPerNode: no {cloud} shape has {gpn} x {gpu.id}; use {_or_list(counts)}"]
-            )
+            raise SizingError([f"{at}.gpusPerNode: no {cloud} shape has {gpn} x {gpu.id}; use {_or_list(counts)}"])
         if gpn is None and len({i.gpus for i in chosen}) > 1:
             raise SizingError(
                 [
@@ -978,9 +979,7 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
                 ]
             )
         if gpn is not None and any(i.gpus != gpn for i in chosen):
-            raise SizingError(
-                [f"{at}.gpusPerNode: {gpn} does not match {chosen[0].type} ({chosen[0].gpus} GPUs)"]
-            )
+            raise SizingError([f"{at}.gpusPerNode: {gpn} does not match {chosen[0].type} ({chosen[0].gpus} GPUs)"])
         gpn = chosen[0].gpus
         domain = domain or min(i.nvlink_domain for i in chosen)
         instance_type = chosen[0].type if len(chosen) == 1 else None
@@ -990,7 +989,7 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
             min_nodes, max_nodes = pool.min_nodes or 0, pool.max_nodes or 0
     if domain and gpn % domain:
         raise SizingError([f"{at}.nvlinkDomain: {domain} does not divide {gpn} GPUs per node"])
-    return PoolShape(pool, gpu, GpuShape.of(gpu, gpn, domain), instance_type, min_nodes, max_nodes)
+    return PoolShape(index, pool, gpu, GpuShape.of(gpu, gpn, domain), instance_type, min_nodes, max_nodes)
 
 
 # ---------------------------------------------------------------- placement
@@ -1079,11 +1078,9 @@ def place_replicas(
     gpus_used, nodes_used = state.used(nodes, shape.gpus_per_node)
     errors = []
     if short:
-        names = ", ".join(
-            f"models[{i}] ({next(p.name for j, p in models if j == i)})" for i in sorted(short)
-        )
+        names = ", ".join(f"models[{i}] ({next(p.name for j, p in models if j == i)})" for i in sorted(short))
         errors.append(
-            f"pools[{_pool_index(pool)}].{'nodes' if pool.min_nodes == pool.max_nodes else 'maxNodes'}: "
+            f"pools[{pool.index}].{'nodes' if pool.min_nodes == pool.max_nodes else 'maxNodes'}: "
             f"{which} replicas of {names} do not fit {pool.max_nodes} node(s) of {shape.gpus_per_node} x "
             f"{shape.gpu_id}; they need {nodes} nodes ({nodes - pool.max_nodes} more, "
             f"{gpus_used - pool.max_nodes * shape.gpus_per_node} GPUs short): add nodes or lower the replicas"
@@ -1091,16 +1088,10 @@ def place_replicas(
     return gpus_used, nodes_used, errors
 
 
-def _pool_index(pool: PoolShape) -> int:
-    return getattr(pool, "index", 0)
-
-
 # ---------------------------------------------------------------- plan_cluster
 
 
-def model_arch(
-    model: ModelSpec, index: int, models: dict[str, ModelArch], base_dir: Path
-) -> ModelArch:
+def model_arch(model: ModelSpec, index: int, models: dict[str, ModelArch], base_dir: Path) -> ModelArch:
     at = f"models[{index}]"
     if model.config_path:
         try:
@@ -1130,11 +1121,9 @@ def plan_cluster(
     """Size every model on its pool and place the replicas; raise SizingError listing every problem."""
     errors: list[str] = []
     pools: dict[str, PoolShape] = {}
-    for i, pool in enumerate(spec.pools):
+    for i, pool_spec in enumerate(spec.pools):
         try:
-            shape = resolve_pool(pool, i, gpus)
-            object.__setattr__(shape, "index", i)
-            pools[pool.name] = shape
+            pools[pool_spec.name] = resolve_pool(pool_spec, i, gpus)
         except SizingError as exc:
             errors += exc.errors
 

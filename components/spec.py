@@ -33,9 +33,7 @@ class SpecError(ValueError):
 class SpecModel(BaseModel):
     """Base: camelCase keys in YAML, snake_case in Python, unknown keys are errors."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- pools
@@ -263,9 +261,7 @@ class ClusterSpec(SpecModel):
 def load_cluster_spec(raw: object) -> ClusterSpec:
     """Validate the `llm-cluster:cluster` object; raise SpecError listing every problem."""
     if not isinstance(raw, dict):
-        raise SpecError(
-            [f"llm-cluster:cluster: expected a mapping with pools and models, got {type(raw).__name__}"]
-        )
+        raise SpecError([f"llm-cluster:cluster: expected a mapping with pools and models, got {type(raw).__name__}"])
     try:
         spec = ClusterSpec.model_validate(raw)
     except ValidationError as exc:
@@ -359,16 +355,14 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
         if isinstance(part, int):
             continue
         if part in BACKEND_KINDS:
-            model = {
+            model = {  # type: ignore[assignment]
                 "existing": ExistingBackendSpec,
                 "karpenter": KarpenterBackendSpec,
                 "gke": GkeBackendSpec,
                 "ovh": OvhBackendSpec,
             }[str(part)]
             continue
-        field = next(
-            (f for name, f in model.model_fields.items() if part in (name, f.alias)), None
-        )
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
         if field is None:
             break
         inner = _model_in(field.annotation)
@@ -441,13 +435,9 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
         if model.pool not in pool_names:
             close = difflib.get_close_matches(model.pool, pool_names, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            errors.append(
-                f"{at}.pool: no pool named {model.pool!r}; {hint}pools are: {', '.join(pool_names)}"
-            )
+            errors.append(f"{at}.pool: no pool named {model.pool!r}; {hint}pools are: {', '.join(pool_names)}")
         if model.replicas is not None and model.autoscaling is not None:
-            errors.append(
-                f"{at}.replicas: give either replicas (fixed) or autoscaling (min/max), not both"
-            )
+            errors.append(f"{at}.replicas: give either replicas (fixed) or autoscaling (min/max), not both")
         if model.autoscaling and model.autoscaling.min_replicas > model.autoscaling.max_replicas:
             a = model.autoscaling
             errors.append(

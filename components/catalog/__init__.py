@@ -158,7 +158,7 @@ def load_model_catalog(path: Path = CATALOG_DIR / "models.yaml") -> dict[str, Mo
 # ---------------------------------------------------------------- HF config.json
 
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "nomic_bert", "distilbert", "electra", "deberta-v2", "modernbert"}
-_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}  # vLLM serves fp32 checkpoints in 16 bits
+_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
 
 def _first(cfg: dict[str, Any], keys: tuple[str, ...], what: str, source: str) -> Any:
@@ -225,7 +225,9 @@ def arch_from_hf_config(
     fp8_block = 0
     checkpoint_dtype = _DTYPES.get(str(text.get("torch_dtype") or cfg.get("torch_dtype") or "bfloat16"), "bf16")
     method = str(quant.get("quant_method", ""))
-    if method == "fp8" or (method == "compressed-tensors" and "float" in json.dumps(quant) and '"num_bits": 8' in json.dumps(quant)):
+    if method == "fp8" or (
+        method == "compressed-tensors" and "float" in json.dumps(quant) and '"num_bits": 8' in json.dumps(quant)
+    ):
         checkpoint_dtype = "fp8"
         block = quant.get("weight_block_size")
         fp8_block = int(block[0]) if block else 0

@@ -1,0 +1,18 @@
+"""The Pulumi program: stack config -> ClusterSpec -> ClusterPlan -> resources. Thin on purpose."""
+
+import pulumi
+
+from components.catalog import CatalogError, load_gpu_catalog, load_model_catalog
+from components.sizing import plan_cluster
+from components.spec import SpecError, load_cluster_spec
+
+config = pulumi.Config("llm-cluster")
+try:
+    spec = load_cluster_spec(config.require_object("cluster"))
+    plan = plan_cluster(spec, load_gpu_catalog(), load_model_catalog())
+except (SpecError, CatalogError) as exc:
+    # One line per problem, each naming the field; nothing is created when the spec is wrong.
+    raise pulumi.RunError(f"llm-cluster:cluster is invalid:\n{exc}") from None
+
+pulumi.export("plan", plan.model_dump(mode="json"))
+pulumi.export("gpus", {p.name: {"used_max": p.gpus_used_max, "total": p.gpus_total} for p in plan.pools})
