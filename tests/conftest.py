@@ -24,8 +24,8 @@ class EchoMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return f"{args.name}-id", dict(args.inputs)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 MONITOR = MockMonitor(EchoMocks())
@@ -41,8 +41,11 @@ def run_program() -> ProgramRunner:
     def run(cluster: object) -> dict[str, Any]:
         pulumi.runtime.set_all_config({"llm-cluster:cluster": json.dumps(cluster)})
         exports: dict[str, Any] = {}
+        def program() -> None:
+            runpy.run_path(str(PROJECT / "__main__.py"), run_name="__main__")
+
         with patch("pulumi.export", side_effect=exports.__setitem__):
-            _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROJECT / "__main__.py"), run_name="__main__")))
+            _sync_await(run_pulumi_func(program))
         return exports
 
     return run
