@@ -603,9 +603,8 @@ def check_parallel_overrides(req: SizingRequest, r: Resolved, shape: GpuShape) -
         tp = req.tensor_parallel
         problem = tp_problem(r.arch, tp, r.weight_dtype)
         if problem:
-            errors.append(
-                f"{req.field}.tensorParallel: {problem}; use {_or_list(valid_tps(r.arch, n, r.weight_dtype))}"
-            )
+            tiling = [t for t in valid_tps(r.arch, n, r.weight_dtype) if n % t == 0]
+            errors.append(f"{req.field}.tensorParallel: {problem}; use {_or_list(tiling)}")
         elif tp > n:
             errors.append(
                 f"{req.field}.tensorParallel: {tp} is more than the {n} GPUs of one node and TP never spans "
@@ -723,7 +722,9 @@ def _reasons(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, rej
             f"{gpus} GPU{'s' if gpus > 1 else ''}: throughput objective takes the fewest GPUs that hold {need}"
         )
     for bad in rejected:
-        short = _gib(bad.kv_needed - max(bad.kv_room, 0)) if bad.kv_room >= 0 else _gib(-bad.kv_room) + " before any KV"
+        short = (
+            f"{_gib(bad.kv_needed - bad.kv_room)} of KV" if bad.kv_room >= 0 else f"{_gib(-bad.kv_room)} before any KV"
+        )
         reasons.append(f"TP {bad.tp} x PP {bad.pp} rejected: short by {short} per GPU")
     if c.pp > 1:
         where = "nodes" if gpus > shape.gpus_per_node else "NVLink domains inside the node"
@@ -776,7 +777,7 @@ def _first_fit(req: SizingRequest, shape: GpuShape, max_nodes: int) -> str | Non
         return None
     for tp, pp in candidate_shapes(req, r, shape, max_nodes):
         if evaluate(r, tp, pp).fits:
-            return f"{tp * pp} GPUs, TP {tp} x PP {pp}"
+            return f"{tp * pp} GPU{'s' if tp * pp > 1 else ''}, TP {tp} x PP {pp}"
     return None
 
 
@@ -803,7 +804,7 @@ def _check_extra_args(req: SizingRequest) -> None:
             errors.append(
                 f"{req.field}.extraArgs: {flag} contradicts the plan, which sets it; set {PLAN_FLAGS[flag]} instead"
                 if not PLAN_FLAGS[flag].startswith("nothing")
-                else f"{req.field}.extraArgs: {flag} is set by the plan; remove it ({PLAN_FLAGS[flag][8:]})"
+                else f"{req.field}.extraArgs: {flag} is set by the plan; remove it {PLAN_FLAGS[flag][8:]}"
             )
     for flag in ("--max-num-seqs", "--max-num-batched-tokens"):
         try:
@@ -1080,12 +1081,19 @@ def place_replicas(
     if short:
         names = ", ".join(f"models[{i}] ({next(p.name for j, p in models if j == i)})" for i in sorted(short))
         errors.append(
-            f"pools[{pool.index}].{'nodes' if pool.min_nodes == pool.max_nodes else 'maxNodes'}: "
+            f"pools[{pool.index}].{_size_field(pool)}: "
             f"{which} replicas of {names} do not fit {pool.max_nodes} node(s) of {shape.gpus_per_node} x "
             f"{shape.gpu_id}; they need {nodes} nodes ({nodes - pool.max_nodes} more, "
             f"{gpus_used - pool.max_nodes * shape.gpus_per_node} GPUs short): add nodes or lower the replicas"
         )
     return gpus_used, nodes_used, errors
+
+
+def _size_field(pool: PoolShape) -> str:
+    """The stack field that sets how many nodes a pool has."""
+    if isinstance(pool.spec.backend, ExistingBackendSpec):
+        return "backend.nodeNames"
+    return "nodes" if pool.spec.nodes is not None else "maxNodes"
 
 
 # ---------------------------------------------------------------- plan_cluster

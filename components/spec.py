@@ -290,6 +290,8 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 _FIXES = {
     "missing": "required; add it",
     "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_too_short": "must not be empty",
     "int_parsing": "must be a whole number",
     "float_type": "must be a number",
     "float_parsing": "must be a number",

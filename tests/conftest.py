@@ -41,6 +41,7 @@ def run_program() -> ProgramRunner:
     def run(cluster: object) -> dict[str, Any]:
         pulumi.runtime.set_all_config({"llm-cluster:cluster": json.dumps(cluster)})
         exports: dict[str, Any] = {}
+
         def program() -> None:
             runpy.run_path(str(PROJECT / "__main__.py"), run_name="__main__")
 

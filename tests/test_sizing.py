@@ -121,7 +121,7 @@ def test_small_model_fits_an_8gb_card_at_2k() -> None:
 def test_bf16_32b_does_not_fit_one_h100_at_32k() -> None:
     s = size("Qwen/Qwen2.5-32B-Instruct", node("H100-SXM-80GB", 1), max_nodes=1, max_model_len=32768)
     assert not s.fits
-    assert "quantization: fp8 (1 GPUs, TP 1 x PP 1)" in s.reasons[0]
+    assert "quantization: fp8 (1 GPU, TP 1 x PP 1)" in s.reasons[0]
 
 
 # ---------------------------------------------------------------- vLLM's measured split on one H100 (llm-d)
@@ -302,8 +302,8 @@ def test_plan_names_the_model_and_the_shortfall() -> None:
     with pytest.raises(SizingError) as caught:
         plan_cluster(spec, GPUS, MODELS, PROJECT)
     assert caught.value.errors == [
-        "pools[0].nodes: max replicas of models[0] (big) do not fit 1 node(s) of 8 x H100-SXM-80GB; they need "
-        "2 nodes (1 more, 2 GPUs short): add nodes or lower the replicas"
+        "pools[0].backend.nodeNames: max replicas of models[0] (big) do not fit 1 node(s) of 8 x H100-SXM-80GB; "
+        "they need 2 nodes (1 more, 2 GPUs short): add nodes or lower the replicas"
     ]
 
 
