@@ -27,3 +27,16 @@ def test_a_bad_spec_stops_the_program_with_the_field_path(run_program: ProgramRu
     cluster["models"][0]["tensorParallel"] = 5
     with pytest.raises(pulumi.RunError, match=r"models\[0\]\.tensorParallel: 5 does not divide 12 attention heads"):
         run_program(cluster)
+
+
+def test_project_file_declares_config_with_types_pulumi_accepts() -> None:
+    import yaml
+
+    project = yaml.safe_load((STACKS_DIR.parent / "Pulumi.yaml").read_text())
+    assert project["name"] == "llm-cluster" and project["stackConfigDir"] == "stacks"
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    for key, schema in project["config"].items():
+        assert key.startswith("llm-cluster:")
+        assert schema["type"] in ("string", "boolean", "integer", "array")
+        assert schema["description"]
+        assert "default" in schema  # a declared key without a default would be required in every stack
