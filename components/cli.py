@@ -135,7 +135,7 @@ def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
             m.weight_dtype + ("/kv " + m.kv_cache_dtype if m.kv_cache_tokens is not None else ""),
             str(m.max_model_len),
             f"{m.memory.weights:.1f}",
-            f"{m.memory.kv_cache:.1f}",
+            f"{m.memory.kv_cache:.1f}" if m.kv_cache_tokens is not None else "-",
             str(m.kv_cache_tokens) if m.kv_cache_tokens is not None else "-",
             f"{m.max_concurrency:.2f}" if m.max_concurrency is not None else "-",
         ]
