@@ -1,8 +1,9 @@
-"""The Pulumi program: stack config -> ClusterSpec -> ClusterPlan -> resources. Thin on purpose."""
+"""The Pulumi program: stack config -> ClusterSpec -> ClusterPlan -> LlmCluster. Thin on purpose."""
 
 import pulumi
 
 from components.catalog import CatalogError, load_gpu_catalog, load_model_catalog
+from components.cluster import LlmCluster, LlmClusterArgs
 from components.sizing import plan_cluster
 from components.spec import SpecError, load_cluster_spec
 
@@ -14,5 +15,8 @@ except (SpecError, CatalogError) as exc:
     # One line per problem, each naming the field; nothing is created when the spec is wrong.
     raise pulumi.RunError(f"llm-cluster:cluster is invalid:\n{exc}") from None
 
+cluster = LlmCluster("llm", LlmClusterArgs(plan=plan, hf_token=config.get_secret("hfToken") or ""))
+
 pulumi.export("plan", plan.model_dump(mode="json"))
 pulumi.export("gpus", {p.name: {"used_max": p.gpus_used_max, "total": p.gpus_total} for p in plan.pools})
+pulumi.export("endpoints", {m.name: f"http://{m.name}.{plan.namespace}.svc:8000/v1" for m in plan.models})

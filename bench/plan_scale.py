@@ -52,6 +52,7 @@ def synthetic_stack(count: int) -> dict[str, Any]:
     # Generous node lists so placement succeeds: at most 3 replicas of at most 8 GPUs each.
     nodes = max(2, count * 3)
     return {
+        "storageClass": "standard",
         "pools": [
             {
                 "name": "h100",

@@ -265,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="print a stack's capacity plan")
     plan.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml")
     plan.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    plan.add_argument(
+        "--render",
+        type=Path,
+        metavar="DIR",
+        help="also run the Pulumi program offline (mocks) and write manifests.yaml, helm/, cloud.yaml, plan.json",
+    )
     return parser
 
 
@@ -345,6 +351,15 @@ def cmd_size(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     plan = plan_stack(args.stack)
+    if args.render is not None:
+        from components.render import render_stack  # imports the Pulumi runtime only when asked
+
+        written = render_stack(args.stack, plan, args.render)
+        print(
+            f"rendered {len(written)} files to {args.render}: "
+            + ", ".join(str(p.relative_to(args.render)) for p in written),
+            file=sys.stderr,
+        )
     if args.format == "json":
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
     else:

@@ -246,7 +246,9 @@ class Sizing(PlanModel):
     nodes_per_replica: int
     weight_dtype: str
     kv_cache_dtype: str
-    weights_total_gib: float
+    weights_total_gib: float  # in GPU memory, all GPUs of a replica
+    checkpoint_gib: float  # on disk, as downloaded (a 16-bit checkpoint quantized at load time stays 16-bit)
+    gpus_per_pod: int
     max_model_len: int
     max_num_seqs: int
     memory: MemoryPlan
@@ -275,6 +277,10 @@ class PoolPlan(PlanModel):
     gpu: str
     gfd_product: str
     backend: str
+    node_names: list[str]  # existing nodes; empty for cloud backends
+    taint: bool
+    install_driver: bool
+    install_toolkit: bool
     instance_type: str | None
     gpus_per_node: int
     nvlink_domain: int
@@ -296,6 +302,8 @@ class ClusterPlan(PlanModel):
     kubernetes_version: str
     namespace: str
     storage_class: str | None
+    weights_storage_class: str
+    weights_cache: str
     pools: list[PoolPlan]
     models: list[ModelPlan]
     gateway: GatewaySpec
@@ -674,6 +682,8 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
         weight_dtype=r.weight_dtype,
         kv_cache_dtype=r.kv_dtype if r.kv_dtype != "auto" else ("fp16" if r.weight_dtype == "fp16" else "bf16"),
         weights_total_gib=round(c.weights_total / GIB, 2),
+        checkpoint_gib=round(weight_bytes(r.arch, _on_disk(r.arch.checkpoint_dtype), 1, 1)[1] / GIB, 2),
+        gpus_per_pod=gpus // nodes,
         max_model_len=r.max_model_len,
         max_num_seqs=c.max_num_seqs,
         memory=MemoryPlan(
@@ -692,6 +702,10 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
         warnings=warnings,
         reasons=reasons,
     )
+
+
+def _on_disk(checkpoint_dtype: str) -> str:
+    return checkpoint_dtype if checkpoint_dtype in BYTES_PER_PARAM else "bf16"
 
 
 def _gib(value: float) -> str:
@@ -1179,6 +1193,12 @@ def plan_cluster(
                     gpu=pool.gpu.id,
                     gfd_product=pool.gpu.gfd_product,
                     backend=pool.spec.backend.kind,
+                    node_names=(
+                        list(pool.spec.backend.node_names) if isinstance(pool.spec.backend, ExistingBackendSpec) else []
+                    ),
+                    taint=pool.spec.taint,
+                    install_driver=pool.spec.install_driver,
+                    install_toolkit=pool.spec.install_toolkit,
                     instance_type=pool.instance_type,
                     gpus_per_node=pool.shape.gpus_per_node,
                     nvlink_domain=pool.shape.nvlink_domain,
@@ -1202,6 +1222,8 @@ def plan_cluster(
         kubernetes_version=spec.kubernetes_version,
         namespace=spec.namespace,
         storage_class=spec.storage_class,
+        weights_storage_class=spec.weights_storage_class or spec.storage_class or "",
+        weights_cache=spec.weights_cache,
         pools=pool_plans,
         models=[p for _, p in planned],
         gateway=spec.gateway,

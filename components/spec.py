@@ -97,7 +97,9 @@ class GpuPoolSpec(SpecModel):
     # Overrides the catalog when a node's NVLink topology differs (e.g. bridged pairs of RTX 3090).
     nvlink_domain: Annotated[int, Field(ge=1)] | None = None
     taint: bool = True
+    # The GPU Operator installs these only on pools that ask (host images often ship them).
     install_driver: bool = False
+    install_toolkit: bool = False
     backend: BackendSpec
 
 
@@ -246,7 +248,13 @@ class ClusterSpec(SpecModel):
 
     kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.31"
     namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "llm"
+    # Storage class of every PVC; weightsStorageClass overrides it for the model weight caches, which
+    # need ReadWriteMany when a model runs more than one pod.
     storage_class: str | None = None
+    weights_storage_class: str | None = None
+    # shared: one PVC per model, ReadWriteMany when the model runs more than one pod.
+    # per-pod: an ephemeral ReadWriteOnce volume per pod, for storage without ReadWriteMany (each pod downloads).
+    weights_cache: Literal["shared", "per-pod"] = "shared"
     pools: list[GpuPoolSpec] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
     gateway: GatewaySpec = GatewaySpec()
@@ -458,6 +466,12 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
         for key in model.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 errors.append(f"{at}.env.{key}: not a valid environment variable name")
+
+    if not (spec.weights_storage_class or spec.storage_class):
+        errors.append(
+            f"storageClass: every model caches its weights on a PVC ({spec.models[0].name} first); name a storage "
+            "class here or in weightsStorageClass (ReadWriteMany for models that run more than one pod)"
+        )
 
     g = spec.gateway
     if g.min_replicas > g.max_replicas:

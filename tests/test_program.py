@@ -4,35 +4,35 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+import yaml
 
-from components.cli import STACKS_DIR, read_stack_config
-from tests.conftest import ProgramRunner
+from components.cli import PROJECT_DIR
+from components.render import _monitor, run_program
+from tests.conftest import rendered, stack_config
 
-STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
 
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_stack_synthesizes_and_exports_its_plan(run_program: ProgramRunner, stack: str) -> None:
-    exports = run_program(read_stack_config(STACKS_DIR / f"Pulumi.{stack}.yaml"))
-    plan = exports["plan"]
+def test_every_stack_synthesizes_and_exports_its_plan(stack: str) -> None:
+    run = rendered(stack)
+    plan = run.exports["plan"]
     assert plan["models"] and plan["pools"]
-    assert set(exports["gpus"]) == {p["name"] for p in plan["pools"]}
+    assert set(run.exports["gpus"]) == {p["name"] for p in plan["pools"]}
+    assert set(run.exports["endpoints"]) == {m["name"] for m in plan["models"]}
     for pool in plan["pools"]:
         assert pool["gpus_used_max"] <= pool["gpus_total"]
+    components = {r.type for r in run.registrations if r.type.startswith("llm-cluster:")}
+    assert {"llm-cluster:cluster:LlmCluster", "llm-cluster:model_server:VllmModel"} <= components
 
 
-def test_a_bad_spec_stops_the_program_with_the_field_path(run_program: ProgramRunner) -> None:
-    cluster = read_stack_config(STACKS_DIR / "Pulumi.dev.yaml")
-    assert isinstance(cluster, dict)
+def test_a_bad_spec_stops_the_program_before_any_resource() -> None:
+    cluster = stack_config("dev")
     cluster["models"][0]["tensorParallel"] = 5
     with pytest.raises(pulumi.RunError, match=r"models\[0\]\.tensorParallel: 5 does not divide 12 attention heads"):
         run_program(cluster)
+    assert not _monitor().resources  # nothing half-applied
 
 
 def test_project_file_declares_config_with_types_pulumi_accepts() -> None:
-    import yaml
-
-    project = yaml.safe_load((STACKS_DIR.parent / "Pulumi.yaml").read_text())
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
     assert project["name"] == "llm-cluster" and project["stackConfigDir"] == "stacks"
     assert project["runtime"]["options"]["virtualenv"] == ".venv"
     for key, schema in project["config"].items():

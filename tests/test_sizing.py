@@ -261,6 +261,7 @@ def test_replicas_tile_nvlink_domains() -> None:
 
 def _spec(models: list[dict[str, object]], nodes: int = 1) -> dict[str, object]:
     return {
+        "storageClass": "fast",
         "pools": [
             {
                 "name": "h100",

@@ -26,6 +26,7 @@ Config = dict[str, Any]
 Mutator = Callable[[Config], None]
 
 _BASE: Config = {
+    "storageClass": "fast",
     "pools": [
         {
             "name": "h100",
@@ -734,3 +735,49 @@ def test_camel_case_keys_become_snake_case_attributes() -> None:
     # Dumped with aliases, the spec reads back the same.
     assert load_cluster_spec(spec.model_dump(by_alias=True)) == spec
     assert load_cluster_spec(spec.model_dump(by_alias=True, exclude_none=True)) == spec
+
+
+# ---------------------------------------------------------------- serving inputs
+
+
+def test_missing_storage_class_names_the_field() -> None:
+    cfg = base()
+    del cfg["storageClass"]
+    with pytest.raises(SpecError) as caught:
+        load_cluster_spec(cfg)
+    assert caught.value.errors == [
+        "storageClass: every model caches its weights on a PVC (qwen-32b first); name a storage class here or "
+        "in weightsStorageClass (ReadWriteMany for models that run more than one pod)"
+    ]
+
+
+def test_weights_storage_class_alone_is_enough() -> None:
+    cfg = base()
+    del cfg["storageClass"]
+    cfg["weightsStorageClass"] = "cephfs"
+    assert plan(cfg).weights_storage_class == "cephfs"
+
+
+def test_model_on_a_pool_whose_gpus_cannot_hold_it() -> None:
+    cfg = base()
+    cfg["pools"][0] = {
+        "name": "h100",
+        "gpu": "RTX-4090-24GB",
+        "gpusPerNode": 1,
+        "backend": {"kind": "existing", "nodeNames": ["ws-01"]},
+    }
+    with pytest.raises(SizingError) as caught:
+        plan(cfg)
+    (line,) = caught.value.errors
+    assert line.startswith(
+        "models[0] (qwen-32b) on pool 'h100': Qwen/Qwen2.5-32B-Instruct does not fit 1 x RTX-4090-24GB"
+    )
+    assert "would fit with" in line
+
+
+def test_weights_cache_mode_is_checked() -> None:
+    cfg = base()
+    cfg["weightsCache"] = "nfs"
+    with pytest.raises(SpecError) as caught:
+        load_cluster_spec(cfg)
+    assert caught.value.errors[0].startswith("weightsCache: 'nfs' is not allowed; use one of 'shared' or 'per-pod'")

@@ -1,0 +1,65 @@
+"""Pinned third-party Helm charts (charts/versions.yaml) and their base values (charts/<name>/values.yaml)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    name: str
+    repo: str
+    chart: str
+    version: str
+    namespace: str
+
+
+@functools.cache
+def chart_pin(name: str) -> ChartPin:
+    pins = yaml.safe_load((CHARTS_DIR / "versions.yaml").read_text())
+    return ChartPin(name=name, **pins[name])
+
+
+def base_values(name: str) -> dict[str, Any]:
+    path = CHARTS_DIR / name / "values.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def merge_values(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, everything else is replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def helm_release(
+    name: str, overrides: dict[str, Any], opts: pulumi.ResourceOptions, namespace: str | None = None
+) -> k8s.helm.v3.Release:
+    """A helm.v3.Release of a pinned chart (hooks run, `helm` sees it) with base values + overrides."""
+    pin = chart_pin(name)
+    oci = pin.repo.startswith("oci://")
+    return k8s.helm.v3.Release(
+        name,
+        name=name,
+        chart=f"{pin.repo}/{pin.chart}" if oci else pin.chart,
+        version=pin.version,
+        repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=pin.repo),
+        namespace=namespace or pin.namespace,
+        values=merge_values(base_values(name), overrides),
+        atomic=True,
+        timeout=900,
+        opts=opts,
+    )

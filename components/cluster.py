@@ -1,0 +1,79 @@
+"""LlmCluster: wires every component from the ClusterPlan (never from raw config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.gpu_operator import GpuOperator, GpuOperatorArgs
+from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
+from components.leader_worker_set import LeaderWorkerSetController
+from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
+from components.sizing import ClusterPlan
+
+HF_TOKEN_SECRET = "hf-token"
+
+
+@dataclass(frozen=True)
+class LlmClusterArgs:
+    plan: ClusterPlan
+    # The operator's Hugging Face token (secret config `llm-cluster:hfToken`); empty for public models.
+    hf_token: pulumi.Input[str]
+
+
+class LlmCluster(pulumi.ComponentResource):
+    """Namespaces, GPU pools and operator, model servers."""
+
+    def __init__(self, name: str, args: LlmClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llm-cluster:cluster:LlmCluster", name, None, opts)
+        plan = args.plan
+        child = pulumi.ResourceOptions(parent=self)
+        # Model servers run as the image's root user without host access: baseline enforced,
+        # restricted reported so the gap stays visible.
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": plan.namespace,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted",
+                },
+            },
+            opts=child,
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        self.hf_token = k8s.core.v1.Secret(
+            f"{name}-hf-token",
+            metadata={"name": HF_TOKEN_SECRET, "namespace": plan.namespace},
+            type="Opaque",
+            string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)},
+            opts=in_namespace,
+        )
+        self.gpu_operator = GpuOperator(f"{name}-gpu-operator", GpuOperatorArgs(pools=plan.pools), child)
+        self.pools = {
+            pool.name: GpuNodePool(f"{name}-pool-{pool.name}", GpuNodePoolArgs(pool=pool), child) for pool in plan.pools
+        }
+        needs_lws = any(m.nodes_per_replica > 1 for m in plan.models)
+        self.lws = LeaderWorkerSetController(f"{name}-lws", child) if needs_lws else None
+        pools = {p.name: p for p in plan.pools}
+        self.models = {}
+        for model in plan.models:
+            depends: list[pulumi.Resource] = [self.namespace, self.hf_token, self.pools[model.pool], self.gpu_operator]
+            if model.nodes_per_replica > 1 and self.lws is not None:
+                depends.append(self.lws)
+            self.models[model.name] = VllmModel(
+                f"{name}-model-{model.name}",
+                VllmModelArgs(
+                    model=model,
+                    pool=pools[model.pool],
+                    namespace=plan.namespace,
+                    storage_class=plan.weights_storage_class,
+                    weights_cache=plan.weights_cache,
+                    hf_token_secret=HF_TOKEN_SECRET,
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=depends),
+            )
+        self.register_outputs({"namespace": plan.namespace, "models": sorted(self.models)})

@@ -1,0 +1,128 @@
+"""`plan --render DIR`: what the program would create, written down and checked against schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from components.charts import CHARTS_DIR
+from components.cli import main
+from components.render import SECRET, run_program
+from tests.conftest import STACKS, stack_config
+
+CRD_REQUIRED = yaml.safe_load((Path(__file__).parent / "crd_required.yaml").read_text())
+CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "batch/v1", "networking.k8s.io/v1", "autoscaling/v2",
+               "rbac.authorization.k8s.io/v1")  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def render(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp(f"render-{request.param}")
+    assert main(["plan", "--stack", request.param, "--format", "json", "--render", str(out)]) == 0
+    return str(request.param), out
+
+
+def manifests(out: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((out / "manifests.yaml").read_text()) if d]
+
+
+def present(obj: Any, path: str) -> bool:
+    """Does the dotted path (with `[]` for every list item) exist in obj?"""
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        items = obj.get(head[:-2]) if isinstance(obj, dict) else None
+        return isinstance(items, list) and bool(items) and all(not rest or present(i, rest) for i in items)
+    if not isinstance(obj, dict) or head not in obj:
+        return False
+    return not rest or present(obj[head], rest)
+
+
+def test_render_writes_the_four_outputs(render: tuple[str, Path]) -> None:
+    stack, out = render
+    assert (out / "manifests.yaml").stat().st_size > 0
+    assert yaml.safe_load((out / "cloud.yaml").read_text()) is not None
+    plan = json.loads((out / "plan.json").read_text())
+    assert [m["name"] for m in plan["models"]] == [m["name"] for m in stack_config(stack)["models"]]
+    assert (out / "helm" / "gpu-operator.yaml").exists()
+
+
+def test_core_objects_pass_strict_schema_validation(render: tuple[str, Path]) -> None:
+    stack, out = render
+    version = stack_config(stack).get("kubernetesVersion", "1.31") + ".0"
+    checked = 0
+    for obj in manifests(out):
+        if obj["apiVersion"] in CORE_GROUPS:
+            kubernetes_validate.validate(obj, version, strict=True)
+            checked += 1
+    assert checked >= 5
+
+
+def test_custom_resources_carry_their_crd_required_fields(render: tuple[str, Path]) -> None:
+    stack, out = render
+    version = stack_config(stack).get("kubernetesVersion", "1.31") + ".0"
+    for obj in manifests(out):
+        if obj["apiVersion"] in CORE_GROUPS:
+            continue
+        key = f"{obj['apiVersion']}/{obj['kind']}"
+        assert key in CRD_REQUIRED, f"{key}: no CRD facts in tests/crd_required.yaml"
+        for path in CRD_REQUIRED[key]["required"]:
+            assert present(obj, path), f"{obj['metadata']['name']}: {path} missing"
+        if obj["kind"] == "LeaderWorkerSet":
+            group = obj["spec"]["leaderWorkerTemplate"]
+            for template in (group["leaderTemplate"], group["workerTemplate"]):
+                # The pod templates inside the CR must be valid core pod templates.
+                pod_template = {"apiVersion": "v1", "kind": "PodTemplate",
+                                "metadata": {"name": obj["metadata"]["name"]}, "template": template}  # fmt: skip
+                kubernetes_validate.validate(pod_template, version, strict=True)
+
+
+def test_secret_values_are_masked(render: tuple[str, Path]) -> None:
+    _, out = render
+    secrets = [o for o in manifests(out) if o["kind"] == "Secret"]
+    assert secrets
+    for secret in secrets:
+        for key in ("data", "stringData"):
+            assert all(v == SECRET for v in secret.get(key, {}).values())
+
+
+def test_helm_releases_use_the_pinned_charts(render: tuple[str, Path]) -> None:
+    _, out = render
+    pins = yaml.safe_load((CHARTS_DIR / "versions.yaml").read_text())
+    for path in (out / "helm").glob("*.yaml"):
+        release = yaml.safe_load(path.read_text())
+        pin = pins[path.stem]
+        assert release["version"] == pin["version"] and release["namespace"] == pin["namespace"]
+        assert pin["chart"] in release["chart"]
+        assert release["repo"] == pin["repo"] or release["chart"].startswith(pin["repo"])
+
+
+def test_a_real_hf_token_never_reaches_the_render() -> None:
+    run = run_program(stack_config("dev"), hf_token="hf_do_not_print_me")
+    text = yaml.safe_dump_all(run.manifests) + json.dumps(run.helm_releases) + json.dumps(run.cloud_resources)
+    assert "hf_do_not_print_me" not in text
+    (secret,) = [o for o in run.manifests if o["kind"] == "Secret"]
+    assert secret["stringData"] == {"token": SECRET}
+
+
+def test_gpu_operator_installs_drivers_only_where_a_pool_asks(render: tuple[str, Path]) -> None:
+    stack, out = render
+    values = yaml.safe_load((out / "helm" / "gpu-operator.yaml").read_text())["values"]
+    wants_driver = any(p.get("installDriver", False) for p in stack_config(stack)["pools"])
+    assert values["driver"]["enabled"] == wants_driver
+    assert values["devicePlugin"]["enabled"] and values["gfd"]["enabled"] and values["dcgmExporter"]["enabled"]
+    for node in (o for o in manifests(out) if o["kind"] == "Node"):
+        assert node["metadata"]["labels"]["nvidia.com/gpu.deploy.driver"] == "false"
+        assert node["spec"]["taints"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "value": "present"}]
+
+
+def test_namespaces_carry_pod_security_labels(render: tuple[str, Path]) -> None:
+    _, out = render
+    namespaces = [o for o in manifests(out) if o["kind"] == "Namespace"]
+    assert namespaces
+    for namespace in namespaces:
+        assert "pod-security.kubernetes.io/enforce" in namespace["metadata"]["labels"]
