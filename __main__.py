@@ -4,6 +4,7 @@ import pulumi
 
 from components.catalog import CatalogError, load_gpu_catalog, load_model_catalog
 from components.cluster import LlmCluster, LlmClusterArgs
+from components.gpu_pool import missing_sdks
 from components.sizing import plan_cluster
 from components.spec import SpecError, load_cluster_spec
 
@@ -14,6 +15,8 @@ try:
 except (SpecError, CatalogError) as exc:
     # One line per problem, each naming the field; nothing is created when the spec is wrong.
     raise pulumi.RunError(f"llm-cluster:cluster is invalid:\n{exc}") from None
+if missing := missing_sdks(plan.pools):
+    raise pulumi.RunError("\n".join(missing))
 
 cluster = LlmCluster("llm", LlmClusterArgs(plan=plan, hf_token=config.get_secret("hfToken") or ""))
 

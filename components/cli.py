@@ -105,7 +105,9 @@ def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
         [
             p.name,
             p.gpu,
-            p.backend + (f" {p.instance_type}" if p.instance_type else ""),
+            p.backend
+            + "".join(f" {t}" for t in p.instance_types[:1])
+            + (f" +{len(p.instance_types) - 1}" if len(p.instance_types) > 1 else ""),
             f"{p.min_nodes}-{p.max_nodes}" if p.min_nodes != p.max_nodes else str(p.max_nodes),
             str(p.gpus_per_node),
             str(p.nvlink_domain),
@@ -352,9 +354,12 @@ def cmd_size(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     plan = plan_stack(args.stack)
     if args.render is not None:
-        from components.render import render_stack  # imports the Pulumi runtime only when asked
+        from components.render import RenderError, render_stack  # imports the Pulumi runtime only when asked
 
-        written = render_stack(args.stack, plan, args.render)
+        try:
+            written = render_stack(args.stack, plan, args.render)
+        except RenderError as exc:
+            raise UsageError(str(exc)) from None
         print(
             f"rendered {len(written)} files to {args.render}: "
             + ", ".join(str(p.relative_to(args.render)) for p in written),

@@ -233,7 +233,10 @@ class VllmModel(pulumi.ComponentResource):
         scaled = pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=["spec.replicas"])
         fixed = pulumi.ResourceOptions(parent=self, depends_on=depends)
         workload_opts = scaled if model.autoscaling else fixed
-        template_meta = {"labels": labels}
+        template_meta: dict[str, Any] = {"labels": labels}
+        if args.pool.backend == "karpenter":
+            # Karpenter never voluntarily disrupts a node while one of these pods runs on it.
+            template_meta["annotations"] = {"karpenter.sh/do-not-disrupt": "true"}
 
         if model.nodes_per_replica == 1:
             self.workload: pulumi.CustomResource = k8s.apps.v1.Deployment(

@@ -33,6 +33,10 @@ HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 _NOT_RESOURCES = ("pulumi:", "llm-cluster:", "random:")
 
 
+class RenderError(Exception):
+    """The program refused the stack (its message names the field); nothing was rendered."""
+
+
 class EchoMocks(pulumi.runtime.Mocks):
     """Resources echo their inputs as state, so what the program asked for can be read back."""
 
@@ -171,7 +175,11 @@ def run_program(cluster: object, hf_token: str | None = None) -> ProgramRun:
         runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
 
     with patch("pulumi.export", side_effect=run.exports.__setitem__):
-        _sync_await(run_pulumi_func(program))
+        try:
+            _sync_await(run_pulumi_func(program))
+        except pulumi.RunError as exc:
+            monitor.resources.clear()
+            raise RenderError(str(exc)) from None
     for registration in monitor.resources.values():
         kind = registration.urn.split("::")[2].split("$")[-1]
         name = registration.urn.split("::")[3]

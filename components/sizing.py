@@ -277,7 +277,12 @@ class PoolPlan(PlanModel):
     gpu: str
     gfd_product: str
     backend: str
+    backend_config: ExistingBackendSpec | KarpenterBackendSpec | GkeBackendSpec | OvhBackendSpec
     node_names: list[str]  # existing nodes; empty for cloud backends
+    instance_types: list[str]  # cloud shapes the pool may use (Karpenter: several; GKE, OVHcloud: one)
+    accelerator: str | None  # GKE guest accelerator type
+    # GKE: nodes of a pool that hosts multi-node replicas are placed close together.
+    compact_placement: bool
     taint: bool
     install_driver: bool
     install_toolkit: bool
@@ -942,6 +947,8 @@ class PoolShape:
     gpu: GpuType
     shape: GpuShape
     instance_type: str | None
+    instance_types: tuple[str, ...]
+    accelerator: str | None
     min_nodes: int
     max_nodes: int
 
@@ -958,6 +965,8 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
     instance_type: str | None = None
     gpn = pool.gpus_per_node
     domain = pool.nvlink_domain
+    instance_types: list[str] = []
+    accelerator: str | None = None
     if isinstance(backend, ExistingBackendSpec):
         assert gpn is not None  # the spec requires it for existing nodes
         min_nodes = max_nodes = len(backend.node_names)
@@ -980,7 +989,7 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
         for name in wanted:
             if name not in by_type:
                 raise SizingError(
-                    [f"{at}.backend: {name!r} is not a {cloud} shape with {gpu.id}; use one of {', '.join(by_type)}"]
+                    [f"{at}.backend: {name!r} is not offered on {cloud} with {gpu.id}; use one of {', '.join(by_type)}"]
                 )
         chosen = [by_type[n] for n in wanted] or [i for i in offered if gpn is None or i.gpus == gpn]
         if not chosen:
@@ -995,16 +1004,23 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
             )
         if gpn is not None and any(i.gpus != gpn for i in chosen):
             raise SizingError([f"{at}.gpusPerNode: {gpn} does not match {chosen[0].type} ({chosen[0].gpus} GPUs)"])
+        if not isinstance(backend, KarpenterBackendSpec):
+            chosen = chosen[:1]  # a GKE or OVHcloud node pool has one machine type; the catalog lists smallest first
         gpn = chosen[0].gpus
         domain = domain or min(i.nvlink_domain for i in chosen)
         instance_type = chosen[0].type if len(chosen) == 1 else None
+        instance_types = [i.type for i in chosen]
+        accelerator = chosen[0].accelerator
         if pool.nodes is not None:
             min_nodes = max_nodes = pool.nodes
         else:
             min_nodes, max_nodes = pool.min_nodes or 0, pool.max_nodes or 0
     if domain and gpn % domain:
         raise SizingError([f"{at}.nvlinkDomain: {domain} does not divide {gpn} GPUs per node"])
-    return PoolShape(index, pool, gpu, GpuShape.of(gpu, gpn, domain), instance_type, min_nodes, max_nodes)
+    return PoolShape(
+        index, pool, gpu, GpuShape.of(gpu, gpn, domain), instance_type, tuple(instance_types), accelerator,
+        min_nodes, max_nodes,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- placement
@@ -1103,6 +1119,21 @@ def place_replicas(
     return gpus_used, nodes_used, errors
 
 
+def _resolved_backend(
+    pool: PoolShape,
+) -> ExistingBackendSpec | KarpenterBackendSpec | GkeBackendSpec | OvhBackendSpec:
+    """The backend spec with its defaults decided: GKE installs the driver unless the GPU Operator does."""
+    backend = pool.spec.backend
+    if isinstance(backend, GkeBackendSpec) and backend.driver_version is None:
+        version = "INSTALLATION_DISABLED" if pool.spec.install_driver else "DEFAULT"
+        return backend.model_copy(update={"driver_version": version})
+    if isinstance(backend, KarpenterBackendSpec) and not backend.instance_types:
+        return backend.model_copy(update={"instance_types": list(pool.instance_types)})
+    if isinstance(backend, OvhBackendSpec) and backend.flavor is None:
+        return backend.model_copy(update={"flavor": pool.instance_type})
+    return backend
+
+
 def _size_field(pool: PoolShape) -> str:
     """The stack field that sets how many nodes a pool has."""
     if isinstance(pool.spec.backend, ExistingBackendSpec):
@@ -1193,6 +1224,10 @@ def plan_cluster(
                     gpu=pool.gpu.id,
                     gfd_product=pool.gpu.gfd_product,
                     backend=pool.spec.backend.kind,
+                    backend_config=_resolved_backend(pool),
+                    instance_types=list(pool.instance_types),
+                    accelerator=pool.accelerator,
+                    compact_placement=any(p.nodes_per_replica > 1 for _, p in on_pool),
                     node_names=(
                         list(pool.spec.backend.node_names) if isinstance(pool.spec.backend, ExistingBackendSpec) else []
                     ),

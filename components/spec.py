@@ -46,36 +46,49 @@ class ExistingBackendSpec(SpecModel):
     node_names: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
 
 
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
 class KarpenterBackendSpec(SpecModel):
-    """EKS with Karpenter already running: a NodePool + EC2NodeClass per pool."""
+    """EKS with Karpenter already running: an EC2NodeClass and a NodePool per pool."""
 
     kind: Literal["karpenter"]
-    cluster_name: str | None = None
-    instance_types: list[str] = []
+    # Subnets and security groups are found by the tag karpenter.sh/discovery=<clusterName>.
+    cluster_name: NonEmpty
+    # IAM role of the nodes (the one Karpenter's node instance profile uses).
+    node_role: NonEmpty
+    # Default: every catalog instance type with the pool's GPU and GPUs per node.
+    instance_types: list[NonEmpty] = []
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    # Both AMI families pick their NVIDIA variant on GPU instances (driver and toolkit included).
     ami_family: Literal["al2023", "bottlerocket"] = "al2023"
-    node_role: str | None = None
+    volume_size_gib: Annotated[int, Field(ge=50, le=16384)] = 300
 
 
 class GkeBackendSpec(SpecModel):
     """A GKE node pool with guest accelerators."""
 
     kind: Literal["gke"]
-    project: str | None = None
-    location: str | None = None
-    cluster: str | None = None
+    project: NonEmpty
+    location: NonEmpty  # region or zone of the cluster
+    cluster: NonEmpty
     machine_type: str | None = None
-    driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = "DEFAULT"
+    # Default: GKE installs the driver (DEFAULT) unless the pool has the GPU Operator install it
+    # (installDriver: true), which needs INSTALLATION_DISABLED.
+    driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] | None = None
     spot: bool = False
+    disk_size_gb: Annotated[int, Field(ge=50, le=65536)] = 300
 
 
 class OvhBackendSpec(SpecModel):
     """An OVHcloud Managed Kubernetes node pool with a GPU flavor."""
 
     kind: Literal["ovh"]
-    service_name: str | None = None
-    kube_id: str | None = None
+    service_name: NonEmpty  # the Public Cloud project id
+    kube_id: NonEmpty  # the MKS cluster id
     flavor: str | None = None
+    # Monthly billing is cheaper for nodes that stay; autoscaled nodes are billed hourly.
+    monthly_billed: bool = False
 
 
 BackendSpec = Annotated[
@@ -429,6 +442,18 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
                 f"{at}.minNodes: {pool.min_nodes} is greater than maxNodes {pool.max_nodes}; "
                 "lower minNodes or raise maxNodes"
             )
+        if isinstance(pool.backend, GkeBackendSpec):
+            version = pool.backend.driver_version
+            if pool.install_driver and version not in (None, "INSTALLATION_DISABLED"):
+                errors.append(
+                    f"{at}.backend.driverVersion: {version} has GKE install the driver, but installDriver: true has "
+                    "the GPU Operator install it; set driverVersion: INSTALLATION_DISABLED or installDriver: false"
+                )
+            if version == "INSTALLATION_DISABLED" and not pool.install_driver:
+                errors.append(
+                    f"{at}.installDriver: driverVersion INSTALLATION_DISABLED leaves the nodes without a driver; "
+                    "set installDriver: true (the GPU Operator installs it) or let GKE install it (DEFAULT or LATEST)"
+                )
         if (
             pool.nvlink_domain is not None
             and pool.gpus_per_node is not None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 import yaml
 
 from components.cli import PROJECT_DIR
-from components.render import _monitor, run_program
+from components.render import RenderError, _monitor, run_program
 from tests.conftest import rendered, stack_config
 
 
@@ -26,7 +25,7 @@ def test_every_stack_synthesizes_and_exports_its_plan(stack: str) -> None:
 def test_a_bad_spec_stops_the_program_before_any_resource() -> None:
     cluster = stack_config("dev")
     cluster["models"][0]["tensorParallel"] = 5
-    with pytest.raises(pulumi.RunError, match=r"models\[0\]\.tensorParallel: 5 does not divide 12 attention heads"):
+    with pytest.raises(RenderError, match=r"models\[0\]\.tensorParallel: 5 does not divide 12 attention heads"):
         run_program(cluster)
     assert not _monitor().resources  # nothing half-applied
 

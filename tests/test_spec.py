@@ -45,6 +45,8 @@ _BASE: Config = {
     ],
 }
 
+GKE: Config = {"kind": "gke", "project": "acme-ml", "location": "europe-west4", "cluster": "inference"}
+
 # pydantic's own wording, which the operator should never see: it names no fix.
 PYDANTIC_PHRASES = ("Traceback", "Input should be", "Extra inputs", "String should", "Field required")
 
@@ -180,7 +182,7 @@ CASES = [
         id="unknown-existing-backend-key",
     ),
     pytest.param(
-        new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend={"kind": "gke", "machineTyp": "a3-highgpu-8g"}),
+        new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend={**GKE, "machineTyp": "a3-highgpu-8g"}),
         SpecError,
         "pools[0].backend.machineTyp",
         ("unknown key", "did you mean 'machineType'?"),
@@ -243,14 +245,14 @@ CASES = [
         id="autoscaling-min-above-max",
     ),
     pytest.param(
-        new_pool(gpu="H100-SXM-80GB", minNodes=3, maxNodes=1, backend={"kind": "gke"}),
+        new_pool(gpu="H100-SXM-80GB", minNodes=3, maxNodes=1, backend=GKE),
         SpecError,
         "pools[0].minNodes",
         ("3 is greater than maxNodes 1", "lower minNodes or raise maxNodes"),
         id="pool-min-nodes-above-max",
     ),
     pytest.param(
-        new_pool(gpu="H100-SXM-80GB", backend={"kind": "gke"}),
+        new_pool(gpu="H100-SXM-80GB", backend=GKE),
         SpecError,
         "pools[0].maxNodes",
         ("required for a gke pool",),
@@ -384,21 +386,21 @@ CASES = [
         id="unknown-gpu",
     ),
     pytest.param(
-        new_pool(gpu="RTX-4090-24GB", maxNodes=2, backend={"kind": "gke"}),
+        new_pool(gpu="RTX-4090-24GB", maxNodes=2, backend=GKE),
         SizingError,
         "pools[0].gpu",
         ("RTX-4090-24GB is not offered on gke", "GPUs it offers:", "L4-24GB"),
         id="gpu-not-offered-on-backend",
     ),
     pytest.param(
-        new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend={"kind": "gke", "machineType": "a3-highgpu-4g"}),
+        new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend={**GKE, "machineType": "a3-highgpu-4g"}),
         SizingError,
         "pools[0].backend",
-        ("'a3-highgpu-4g' is not a gcp shape with H100-SXM-80GB", "a3-highgpu-8g"),
+        ("'a3-highgpu-4g' is not offered on gcp with H100-SXM-80GB", "a3-highgpu-8g"),
         id="unknown-machine-type",
     ),
     pytest.param(
-        new_pool(gpu="H100-SXM-80GB", gpusPerNode=4, maxNodes=2, backend={"kind": "gke"}),
+        new_pool(gpu="H100-SXM-80GB", gpusPerNode=4, maxNodes=2, backend=GKE),
         SizingError,
         "pools[0].gpusPerNode",
         ("no gcp shape has 4 x H100-SXM-80GB", "use 8"),
@@ -537,7 +539,7 @@ CASES = [
         id="model-too-big-suggests-fix",
     ),
     pytest.param(
-        chain(new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend={"kind": "gke"}), model(replicas=20)),
+        chain(new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend=GKE), model(replicas=20)),
         SizingError,
         "pools[0].maxNodes",
         ("models[0] (qwen-32b)", "do not fit 2 node(s)", "need 5 nodes"),
