@@ -198,8 +198,8 @@ def test_stacks_reproduce_their_seeds(capsys: pytest.CaptureFixture[str]) -> Non
         "max_replicas": 3,
         "metric": "vllm:num_requests_running",
         "target": 50.0,
-        "scale_up_stabilization_seconds": None,
-        "scale_down_stabilization_seconds": None,
+        "scale_up_stabilization_seconds": 0,
+        "scale_down_stabilization_seconds": 600,
     }
     for flag in (
         "--tokenizer-mode",
