@@ -18,8 +18,17 @@ except (SpecError, CatalogError) as exc:
 if missing := missing_sdks(plan.pools):
     raise pulumi.RunError("\n".join(missing))
 
-cluster = LlmCluster("llm", LlmClusterArgs(plan=plan, hf_token=config.get_secret("hfToken") or ""))
+cluster = LlmCluster(
+    "llm",
+    LlmClusterArgs(
+        plan=plan,
+        hf_token=config.get_secret("hfToken") or "",
+        grafana_admin_password=config.get_secret("grafanaAdminPassword"),
+    ),
+)
 
 pulumi.export("plan", plan.model_dump(mode="json"))
 pulumi.export("gpus", {p.name: {"used_max": p.gpus_used_max, "total": p.gpus_total} for p in plan.pools})
+if cluster.monitoring is not None:
+    pulumi.export("grafanaAdminPassword", cluster.monitoring.grafana_admin_password)
 pulumi.export("endpoints", {m.name: f"http://{m.name}.{plan.namespace}.svc:8000/v1" for m in plan.models})

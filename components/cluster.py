@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.leader_worker_set import LeaderWorkerSetController
 from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.sizing import ClusterPlan
 
 HF_TOKEN_SECRET = "hf-token"
@@ -21,6 +23,8 @@ class LlmClusterArgs:
     plan: ClusterPlan
     # The operator's Hugging Face token (secret config `llm-cluster:hfToken`); empty for public models.
     hf_token: pulumi.Input[str]
+    # secret config `llm-cluster:grafanaAdminPassword`; generated (pulumi_random) when None.
+    grafana_admin_password: pulumi.Input[str] | None = None
 
 
 class LlmCluster(pulumi.ComponentResource):
@@ -52,7 +56,20 @@ class LlmCluster(pulumi.ComponentResource):
             string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)},
             opts=in_namespace,
         )
-        self.gpu_operator = GpuOperator(f"{name}-gpu-operator", GpuOperatorArgs(pools=plan.pools), child)
+        self.monitoring = (
+            Monitoring(
+                f"{name}-monitoring",
+                MonitoringArgs(plan=plan, grafana_admin_password=args.grafana_admin_password),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            )
+            if plan.monitoring.enabled
+            else None
+        )
+        self.gpu_operator = GpuOperator(
+            f"{name}-gpu-operator",
+            GpuOperatorArgs(pools=plan.pools, service_monitor=plan.monitoring.enabled),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.monitoring] if self.monitoring else []),
+        )
         self.pools = {
             pool.name: GpuNodePool(f"{name}-pool-{pool.name}", GpuNodePoolArgs(pool=pool), child) for pool in plan.pools
         }
@@ -75,5 +92,13 @@ class LlmCluster(pulumi.ComponentResource):
                     hf_token_secret=HF_TOKEN_SECRET,
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=depends),
+            )
+        self.autoscaling = None
+        if any(m.autoscaling for m in plan.models):
+            assert self.monitoring is not None  # the spec requires monitoring for autoscaled models
+            self.autoscaling = Autoscaling(
+                f"{name}-autoscaling",
+                AutoscalingArgs(models=plan.models, namespace=plan.namespace),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.monitoring, *self.models.values()]),
             )
         self.register_outputs({"namespace": plan.namespace, "models": sorted(self.models)})

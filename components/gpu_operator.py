@@ -36,7 +36,14 @@ class GpuOperator(pulumi.ComponentResource):
         values = {
             "driver": {"enabled": any(p.install_driver for p in args.pools)},
             "toolkit": {"enabled": any(p.install_toolkit for p in args.pools)},
-            "dcgmExporter": {"serviceMonitor": {"enabled": args.service_monitor}},
+            # honorLabels keeps the namespace/pod of the GPU's workload that DCGM attaches to each series.
+            "dcgmExporter": {
+                "serviceMonitor": {
+                    "enabled": args.service_monitor,
+                    "honorLabels": True,
+                    "additionalLabels": {"app.kubernetes.io/part-of": "llm-cluster"},
+                }
+            },
         }
         self.release = helm_release(
             "gpu-operator", values, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])

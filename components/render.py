@@ -25,6 +25,7 @@ from pulumi.runtime.sync_await import _sync_await
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECRET = "<secret>"
 UNKNOWN = "<unknown>"
+GENERATED = "<generated>"
 # Markers the Pulumi SDK uses on the wire for secrets and not-yet-known values.
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -41,7 +42,11 @@ class EchoMocks(pulumi.runtime.Mocks):
     """Resources echo their inputs as state, so what the program asked for can be read back."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
+        state = dict(args.inputs)
+        if args.typ.startswith("random:"):
+            # Generated values exist only after `pulumi up`; a placeholder keeps the objects using them whole.
+            state["result"] = GENERATED
+        return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

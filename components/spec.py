@@ -479,6 +479,11 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
                 f"{at}.autoscaling.minReplicas: {a.min_replicas} is greater than maxReplicas "
                 f"{a.max_replicas}; lower minReplicas or raise maxReplicas"
             )
+        if model.autoscaling and not spec.monitoring.enabled:
+            errors.append(
+                f"{at}.autoscaling: the HPA reads custom metrics from Prometheus; set monitoring.enabled: true "
+                "or give fixed replicas"
+            )
         if model.deterministic and model.prefix_caching:
             errors.append(
                 f"{at}.prefixCaching: deterministic models run with prefix caching off; "

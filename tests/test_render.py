@@ -105,7 +105,7 @@ def test_a_real_hf_token_never_reaches_the_render() -> None:
     run = run_program(stack_config("dev"), hf_token="hf_do_not_print_me")
     text = yaml.safe_dump_all(run.manifests) + json.dumps(run.helm_releases) + json.dumps(run.cloud_resources)
     assert "hf_do_not_print_me" not in text
-    (secret,) = [o for o in run.manifests if o["kind"] == "Secret"]
+    (secret,) = [o for o in run.manifests if o["kind"] == "Secret" and o["metadata"]["name"] == "hf-token"]
     assert secret["stringData"] == {"token": SECRET}
 
 

@@ -1,0 +1,131 @@
+"""Autoscaling: prometheus-adapter (pinned chart) exposing vLLM and DCGM series as custom metrics, and an
+autoscaling/v2 HPA per autoscaled model with the plan's metric, target, bounds and windows.
+
+Fixed-replica models get no HPA. The LLM gateway scales on CPU (components/gateway.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.charts import chart_pin, helm_release
+from components.labels import MODEL_LABEL, common_labels
+from components.sizing import VLLM_VERSION, ModelPlan
+
+
+@dataclass(frozen=True)
+class AdapterMetric:
+    """A Prometheus series served as a per-pod custom metric."""
+
+    name: str  # the custom metric's name (Kubernetes metric names cannot hold ':')
+    series: str  # the Prometheus series
+    aggregation: str  # how a pod's series (e.g. one per GPU) fold into one value
+
+
+# Spec metric -> how prometheus-adapter exposes it. DCGM attaches GPU series to the pod using the GPU.
+ADAPTER_METRICS = {
+    "vllm:num_requests_running": AdapterMetric("vllm_num_requests_running", "vllm:num_requests_running", "sum"),
+    "vllm:num_requests_waiting": AdapterMetric("vllm_num_requests_waiting", "vllm:num_requests_waiting", "sum"),
+    "vllm:kv_cache_usage_perc": AdapterMetric("vllm_kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "max"),
+    "DCGM_FI_DEV_GPU_UTIL": AdapterMetric("gpu_utilization_percent", "DCGM_FI_DEV_GPU_UTIL", "avg"),
+}
+SCALE_UP_PODS_PER_MINUTE = 2
+SCALE_DOWN_PODS_PER_FIVE_MINUTES = 1
+
+
+def adapter_rules() -> list[dict[str, Any]]:
+    """prometheus-adapter `rules.custom`: each series by namespace and pod, renamed to its custom metric."""
+    return [
+        {
+            "seriesQuery": f'{{__name__="{m.series}",namespace!="",pod!=""}}',
+            "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+            "name": {"matches": "^.*$", "as": m.name},
+            "metricsQuery": f"{m.aggregation}(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
+        }
+        for m in ADAPTER_METRICS.values()
+    ]
+
+
+def quantity(value: float) -> str:
+    """A Kubernetes quantity: whole numbers as they are, fractions in milli-units."""
+    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
+
+
+def hpa_spec(model: ModelPlan) -> dict[str, Any]:
+    scaling = model.autoscaling
+    assert scaling is not None and scaling.target is not None  # the plan resolves both
+    metric = ADAPTER_METRICS[scaling.metric]
+    kind = (
+        ("apps/v1", "Deployment")
+        if model.nodes_per_replica == 1
+        else ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+    )
+    return {
+        "scaleTargetRef": {"apiVersion": kind[0], "kind": kind[1], "name": model.name},
+        "minReplicas": scaling.min_replicas,
+        "maxReplicas": scaling.max_replicas,
+        "metrics": [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": metric.name},
+                    "target": {"type": "AverageValue", "averageValue": quantity(scaling.target)},
+                },
+            }
+        ],
+        # Scale up fast (a replica takes minutes to load its weights), down slowly.
+        "behavior": {
+            "scaleUp": {
+                "stabilizationWindowSeconds": scaling.scale_up_stabilization_seconds,
+                "selectPolicy": "Max",
+                "policies": [
+                    {"type": "Pods", "value": SCALE_UP_PODS_PER_MINUTE, "periodSeconds": 60},
+                    {"type": "Percent", "value": 100, "periodSeconds": 60},
+                ],
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds,
+                "selectPolicy": "Min",
+                "policies": [{"type": "Pods", "value": SCALE_DOWN_PODS_PER_FIVE_MINUTES, "periodSeconds": 300}],
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class AutoscalingArgs:
+    models: list[ModelPlan]
+    namespace: str
+
+
+class Autoscaling(pulumi.ComponentResource):
+    """prometheus-adapter and the models' HPAs."""
+
+    def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llm-cluster:autoscaling:Autoscaling", name, None, opts)
+        scaled = [m for m in args.models if m.autoscaling is not None]
+        self.adapter = helm_release(
+            "prometheus-adapter",
+            {"rules": {"custom": adapter_rules()}},
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.hpas = {
+            model.name: k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-{model.name}",
+                metadata={
+                    "name": model.name,
+                    "namespace": args.namespace,
+                    "labels": {**common_labels(model.name, "model-server", VLLM_VERSION), MODEL_LABEL: model.name},
+                },
+                spec=hpa_spec(model),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.adapter]),
+            )
+            for model in scaled
+        }
+        self.register_outputs(
+            {"hpas": sorted(self.hpas), "adapter_namespace": chart_pin("prometheus-adapter").namespace}
+        )
