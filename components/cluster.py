@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.autoscaling import Autoscaling, AutoscalingArgs
+from components.gateway import LlmGateway, LlmGatewayArgs, gateway_service_monitor
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.leader_worker_set import LeaderWorkerSetController
@@ -59,7 +60,11 @@ class LlmCluster(pulumi.ComponentResource):
         self.monitoring = (
             Monitoring(
                 f"{name}-monitoring",
-                MonitoringArgs(plan=plan, grafana_admin_password=args.grafana_admin_password),
+                MonitoringArgs(
+                    plan=plan,
+                    grafana_admin_password=args.grafana_admin_password,
+                    service_monitors=(gateway_service_monitor(plan),),
+                ),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
             )
             if plan.monitoring.enabled
@@ -93,6 +98,11 @@ class LlmCluster(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=depends),
             )
+        self.gateway = LlmGateway(
+            f"{name}-gateway",
+            LlmGatewayArgs(plan=plan),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *self.models.values()]),
+        )
         self.autoscaling = None
         if any(m.autoscaling for m in plan.models):
             assert self.monitoring is not None  # the spec requires monitoring for autoscaled models

@@ -22,3 +22,10 @@ def common_labels(name: str, component: str, version: str) -> dict[str, str]:
         "app.kubernetes.io/part-of": PROJECT,
         "app.kubernetes.io/managed-by": "pulumi",
     }
+
+
+# Which pods of a model answer HTTP: single-node replicas and LeaderWorkerSet leaders ("server"), not
+# LWS workers ("worker"). The router discovers servers by it.
+ROLE_LABEL = "llm-cluster.io/role"
+SERVER_ROLE = "server"
+WORKER_ROLE = "worker"

@@ -16,7 +16,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.images import VLLM_IMAGE
-from components.labels import GPU_RESOURCE, GPU_TOLERATION, MODEL_LABEL, POOL_LABEL, common_labels
+from components.labels import (
+    GPU_RESOURCE,
+    GPU_TOLERATION,
+    MODEL_LABEL,
+    POOL_LABEL,
+    ROLE_LABEL,
+    SERVER_ROLE,
+    WORKER_ROLE,
+    common_labels,
+)
 from components.sizing import VLLM_VERSION, ModelPlan, PoolPlan
 
 PORT = 8000
@@ -233,10 +242,16 @@ class VllmModel(pulumi.ComponentResource):
         scaled = pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=["spec.replicas"])
         fixed = pulumi.ResourceOptions(parent=self, depends_on=depends)
         workload_opts = scaled if model.autoscaling else fixed
-        template_meta: dict[str, Any] = {"labels": labels}
+        annotations = {}
         if args.pool.backend == "karpenter":
             # Karpenter never voluntarily disrupts a node while one of these pods runs on it.
-            template_meta["annotations"] = {"karpenter.sh/do-not-disrupt": "true"}
+            annotations["karpenter.sh/do-not-disrupt"] = "true"
+
+        def template_meta(role: str) -> dict[str, Any]:
+            meta: dict[str, Any] = {"labels": {**labels, ROLE_LABEL: role}}
+            if annotations:
+                meta["annotations"] = annotations
+            return meta
 
         if model.nodes_per_replica == 1:
             self.workload: pulumi.CustomResource = k8s.apps.v1.Deployment(
@@ -248,7 +263,7 @@ class VllmModel(pulumi.ComponentResource):
                     # No surge: a new pod would need GPUs the pool may not have spare.
                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
                     "progressDeadlineSeconds": startup_budget_seconds(model) + 300,
-                    "template": {"metadata": template_meta, "spec": pod_spec(args, "single")},
+                    "template": {"metadata": template_meta(SERVER_ROLE), "spec": pod_spec(args, "single")},
                 },
                 opts=workload_opts,
             )
@@ -267,11 +282,11 @@ class VllmModel(pulumi.ComponentResource):
                         # A lost pod breaks the whole TP x PP group: restart the group together.
                         "restartPolicy": "RecreateGroupOnPodRestart",
                         "leaderTemplate": {
-                            "metadata": template_meta,
+                            "metadata": template_meta(SERVER_ROLE),
                             "spec": pod_spec(args, "leader"),
                         },
                         "workerTemplate": {
-                            "metadata": template_meta,
+                            "metadata": template_meta(WORKER_ROLE),
                             "spec": pod_spec(args, "worker"),
                         },
                     },

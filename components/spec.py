@@ -504,6 +504,13 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
         )
 
     g = spec.gateway
+    if g.kind == "vllm-router":
+        for i, model in enumerate(spec.models):
+            if model.task == "score":
+                errors.append(
+                    f"gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through (models[{i}] "
+                    f"{model.name} is a score model); use kind: litellm"
+                )
     if g.min_replicas > g.max_replicas:
         errors.append(
             f"gateway.minReplicas: {g.min_replicas} is greater than maxReplicas {g.max_replicas}; "

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.gpu_pool import ALL_OPERANDS_OPT_OUT, DRIVER_OPT_OUT, GKE_NO_DEVICE_PLUGIN
-from components.labels import GPU_RESOURCE, POOL_LABEL
+from components.labels import GPU_RESOURCE, MODEL_LABEL, POOL_LABEL
 from components.render import ProgramRun, RenderError, run_program
 from components.spec import SpecError, load_cluster_spec
 from tests.conftest import rendered
@@ -58,7 +58,13 @@ def test_karpenter_pool_is_a_node_class_and_a_node_pool() -> None:
 
 
 def test_karpenter_model_pods_are_not_disrupted() -> None:
-    for workload in (o for o in rendered("example-eks-karpenter").manifests if o["kind"] == "Deployment"):
+    servers = [
+        o
+        for o in rendered("example-eks-karpenter").manifests
+        if o["kind"] in ("Deployment", "LeaderWorkerSet") and o["metadata"]["labels"].get(MODEL_LABEL)
+    ]
+    assert len(servers) == 2
+    for workload in (o for o in servers if o["kind"] == "Deployment"):
         annotations = workload["spec"]["template"]["metadata"]["annotations"]
         assert annotations == {"karpenter.sh/do-not-disrupt": "true"}
 

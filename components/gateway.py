@@ -1,0 +1,325 @@
+"""LlmGateway: one OpenAI-compatible endpoint in front of every model server.
+
+kind litellm: the LiteLLM proxy without a database (no spend-log table to grow, no virtual keys), its
+config generated from the plan, the master key from pulumi_random. kind vllm-router: the Rust router
+discovering model-server pods by label, multi-model (IGW) mode when the stack serves several models.
+Either way the gateway never owns client keys: the API gateway in front does (components/api_gateway.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random
+import yaml
+
+from components.images import LITELLM_IMAGE, VLLM_ROUTER_IMAGE
+from components.labels import PROJECT, ROLE_LABEL, SERVER_ROLE, common_labels
+from components.model_server import PORT as MODEL_PORT
+from components.sizing import ClusterPlan
+
+NAME = "llm-gateway"
+LITELLM_PORT = 4000
+ROUTER_PORT = 8080
+ROUTER_METRICS_PORT = 29000
+MASTER_KEY_SECRET = "litellm-master-key"
+MASTER_KEY_FIELD = "master-key"
+CONFIG_MOUNT = "/etc/litellm"
+# LiteLLM's `mode` per task: how it calls the backend and which endpoint serves it.
+LITELLM_MODES = {"generate": "chat", "embed": "embedding", "score": "rerank"}
+# After this many consecutive failures a LiteLLM deployment cools down; the router's breaker matches it.
+ALLOWED_FAILS = 3
+COOLDOWN_SECONDS = 30
+
+
+def gateway_port(plan: ClusterPlan) -> int:
+    return LITELLM_PORT if plan.gateway.kind == "litellm" else ROUTER_PORT
+
+
+def model_url(plan: ClusterPlan, model_name: str) -> str:
+    return f"http://{model_name}.{plan.namespace}.svc.cluster.local:{MODEL_PORT}/v1"
+
+
+def litellm_config(plan: ClusterPlan) -> dict[str, Any]:
+    """LiteLLM proxy config.yaml: every served model as hosted_vllm/<name>, no database, Prometheus on."""
+    g = plan.gateway
+    return {
+        "model_list": [
+            {
+                "model_name": m.name,
+                "litellm_params": {
+                    "model": f"hosted_vllm/{m.name}",
+                    "api_base": model_url(plan, m.name),
+                    "api_key": "none",  # vLLM serves without a key inside the cluster
+                },
+                "model_info": {"mode": LITELLM_MODES[m.task]},
+            }
+            for m in plan.models
+        ],
+        "general_settings": {
+            "master_key": "os.environ/LITELLM_MASTER_KEY",
+            # No DATABASE_URL: nothing is logged per request, so no table grows without bound.
+            "disable_spend_logs": True,
+            "disable_error_logs": True,
+            "store_model_in_db": False,
+        },
+        "litellm_settings": {
+            "callbacks": ["prometheus"],
+            # Prometheus scrapes /metrics/ from inside the cluster; the API gateway never routes there.
+            "require_auth_for_metrics_endpoint": False,
+            "request_timeout": g.timeout_seconds,
+            "num_retries": g.num_retries,
+            "drop_params": True,
+        },
+        "router_settings": {
+            "routing_strategy": "simple-shuffle",
+            "num_retries": g.num_retries,
+            "timeout": g.timeout_seconds,
+            "stream_timeout": g.timeout_seconds,
+            "fallbacks": [{source: targets} for source, targets in g.fallbacks.items()],
+            "allowed_fails": ALLOWED_FAILS,
+            "cooldown_time": COOLDOWN_SECONDS,
+        },
+    }
+
+
+def litellm_args(plan: ClusterPlan) -> list[str]:
+    return [
+        "--config", f"{CONFIG_MOUNT}/config.yaml",
+        "--host", "0.0.0.0",
+        "--port", str(LITELLM_PORT),
+        "--num_workers", str(plan.gateway.workers),
+    ]  # fmt: skip
+
+
+def router_args(plan: ClusterPlan) -> list[str]:
+    """vllm-router arguments: pod discovery by label, retries, breaker and health checks, bound to 0.0.0.0."""
+    g = plan.gateway
+    args = [
+        "--host", "0.0.0.0",
+        "--port", str(ROUTER_PORT),
+        "--policy", g.routing_policy,
+        "--service-discovery",
+        "--selector", f"{ROLE_LABEL}={SERVER_ROLE}",
+        "--service-discovery-namespace", plan.namespace,
+        "--service-discovery-port", str(MODEL_PORT),
+        "--prometheus-host", "0.0.0.0",
+        "--prometheus-port", str(ROUTER_METRICS_PORT),
+        # The router counts attempts, not retries.
+        "--retry-max-retries", str(g.num_retries + 1),
+        "--cb-failure-threshold", str(ALLOWED_FAILS),
+        "--cb-timeout-duration-secs", str(COOLDOWN_SECONDS),
+        "--health-check-endpoint", "/health",
+        "--health-check-interval-secs", "10",
+        "--health-failure-threshold", "3",
+        "--health-check-timeout-secs", "5",
+        # Per attempt: a hung worker costs attempts x this before the client sees an error.
+        "--request-timeout-secs", str(g.timeout_seconds),
+    ]  # fmt: skip
+    if len(plan.models) > 1:
+        args.append("--enable-igw")  # multi-model: each worker is registered under the model it serves
+    return args
+
+
+@dataclass(frozen=True)
+class LlmGatewayArgs:
+    plan: ClusterPlan
+
+
+class LlmGateway(pulumi.ComponentResource):
+    """The LLM gateway Deployment, its Service, PDB, CPU HPA and (LiteLLM) config and master key."""
+
+    master_key: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llm-cluster:gateway:LlmGateway", name, None, opts)
+        plan = args.plan
+        g = plan.gateway
+        ns = plan.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        version = (LITELLM_IMAGE if g.kind == "litellm" else VLLM_ROUTER_IMAGE).rpartition(":")[2]
+        labels = {**common_labels(NAME, "llm-gateway", version), "llm-cluster.io/gateway-kind": g.kind}
+        selector = {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/component": "llm-gateway"}
+        port = gateway_port(plan)
+        depends: list[pulumi.Resource] = []
+        volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+        mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+        ports = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        service_account: str | None = None
+        self.master_key = None
+
+        if g.kind == "litellm":
+            key = pulumi_random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
+            self.master_key = pulumi.Output.secret(key.result.apply(lambda v: f"sk-{v}"))
+            secret = k8s.core.v1.Secret(
+                f"{name}-master-key",
+                metadata={"name": MASTER_KEY_SECRET, "namespace": ns, "labels": labels},
+                type="Opaque",
+                string_data={MASTER_KEY_FIELD: self.master_key},
+                opts=child,
+            )
+            config = k8s.core.v1.ConfigMap(
+                f"{name}-config",
+                metadata={"name": f"{NAME}-config", "namespace": ns, "labels": labels},
+                data={"config.yaml": yaml.safe_dump(litellm_config(plan), sort_keys=False)},
+                opts=child,
+            )
+            depends += [secret, config]
+            volumes.append({"name": "config", "configMap": {"name": f"{NAME}-config"}})
+            mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
+            env: list[dict[str, Any]] = [
+                {
+                    "name": "LITELLM_MASTER_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_FIELD}},
+                },
+                {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},  # no fetch from the internet at start
+                # Several workers share counters through files; /tmp is a writable emptyDir.
+                {"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/prometheus"},
+            ]
+            container: dict[str, Any] = {
+                "name": "litellm",
+                "image": LITELLM_IMAGE,
+                "args": litellm_args(plan),
+                "env": env,
+                "readinessProbe": _probe("/health/readiness", port),
+                "livenessProbe": _probe("/health/liveliness", port),
+                "startupProbe": {**_probe("/health/liveliness", port), "failureThreshold": 30},
+            }
+            cpu, memory = 1000 * g.workers, 1024 * g.workers
+        else:
+            service_account = NAME
+            account = k8s.core.v1.ServiceAccount(
+                f"{name}-account", metadata={"name": NAME, "namespace": ns, "labels": labels}, opts=child
+            )
+            # Discovery lists and watches pods of this namespace only.
+            role = k8s.rbac.v1.Role(
+                f"{name}-role",
+                metadata={"name": NAME, "namespace": ns, "labels": labels},
+                rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+                opts=child,
+            )
+            binding = k8s.rbac.v1.RoleBinding(
+                f"{name}-binding",
+                metadata={"name": NAME, "namespace": ns, "labels": labels},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+                subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": ns}],
+                opts=child,
+            )
+            depends += [account, role, binding]
+            ports.append({"name": "metrics", "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"})
+            container = {
+                "name": "vllm-router",
+                "image": VLLM_ROUTER_IMAGE,
+                "command": ["vllm-router"],
+                "args": router_args(plan),
+                "readinessProbe": _probe("/readiness", port),
+                "livenessProbe": _probe("/liveness", port),
+            }
+            cpu, memory = 1000, 512
+
+        container.update(
+            {
+                "imagePullPolicy": "IfNotPresent",
+                "ports": ports,
+                "volumeMounts": mounts,
+                "resources": {
+                    "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
+                    "limits": {"cpu": f"{2 * cpu}m", "memory": f"{2 * memory}Mi"},
+                },
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+            }
+        )
+        pod_spec: dict[str, Any] = {
+            "containers": [container],
+            "volumes": volumes,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": selector},
+                }
+            ],
+        }
+        if service_account:
+            pod_spec["serviceAccountName"] = service_account
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            spec={
+                "replicas": g.min_replicas,
+                "selector": {"matchLabels": selector},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=["spec.replicas"]),
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": p["name"], "port": p["containerPort"], "targetPort": p["name"]} for p in ports],
+            },
+            opts=child,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+            opts=child,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
+                "minReplicas": g.min_replicas,
+                "maxReplicas": g.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": g.cpu_target_percent},
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
+        )
+        self.register_outputs({"service": NAME, "port": port})
+
+
+def _probe(path: str, port: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
+
+
+def gateway_service_monitor(plan: ClusterPlan) -> tuple[str, dict[str, Any]]:
+    """How Prometheus scrapes the gateway: LiteLLM at /metrics/ on its port, the router on its metrics port."""
+    litellm = plan.gateway.kind == "litellm"
+    job = "litellm" if litellm else "vllm-router"
+    return (
+        NAME,
+        {
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/part-of": PROJECT}},
+            "namespaceSelector": {"matchNames": [plan.namespace]},
+            "endpoints": [
+                {
+                    "port": "http" if litellm else "metrics",
+                    "path": "/metrics/" if litellm else "/metrics",
+                    "interval": plan.monitoring.scrape_interval,
+                    "relabelings": [{"targetLabel": "job", "replacement": job}],
+                }
+            ],
+        },
+    )
