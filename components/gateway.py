@@ -33,6 +33,10 @@ LITELLM_MODES = {"generate": "chat", "embed": "embedding", "score": "rerank"}
 # After this many consecutive failures a LiteLLM deployment cools down; the router's breaker matches it.
 ALLOWED_FAILS = 3
 COOLDOWN_SECONDS = 30
+# vllm-router 0.1.17 opens a worker's breaker after 5 failures in multi-model mode whatever
+# --cb-failure-threshold says (measured), and cache_aware keeps retrying the same worker until then:
+# a request outlives a dead worker only with more attempts than that.
+ROUTER_BREAKER_FAILURES = 5
 
 
 def gateway_port(plan: ClusterPlan) -> int:
@@ -109,7 +113,7 @@ def router_args(plan: ClusterPlan) -> list[str]:
         "--prometheus-host", "0.0.0.0",
         "--prometheus-port", str(ROUTER_METRICS_PORT),
         # The router counts attempts, not retries.
-        "--retry-max-retries", str(g.num_retries + 1),
+        "--retry-max-retries", str(ROUTER_BREAKER_FAILURES + g.num_retries),
         "--cb-failure-threshold", str(ALLOWED_FAILS),
         "--cb-timeout-duration-secs", str(COOLDOWN_SECONDS),
         "--health-check-endpoint", "/health",

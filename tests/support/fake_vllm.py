@@ -1,0 +1,217 @@
+"""A stand-in for vLLM's OpenAI-compatible server, for gateway tests and benchmarks (loopback only).
+
+    python -m tests.support.fake_vllm --port 18001 --model chat-a [--model emb-a] [--name w1]
+        [--tokens 16] [--itl-ms 0] [--fail-every 0]
+
+Serves what the gateways call: GET /health, /v1/models, /metrics (vllm: series); POST
+/v1/chat/completions and /v1/completions (streaming ends with `data: [DONE]`), /v1/embeddings,
+/v1/rerank and /rerank, /v1/score. Streams `--tokens` tokens `--itl-ms` apart. `--fail-every N`
+answers every Nth generation request with 500. Responses carry `X-Served-By: <name>`; GET /_stats
+returns the request counts and the Authorization headers seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeVllm:
+    def __init__(self, name: str, models: list[str], tokens: int, itl_ms: float, fail_every: int) -> None:
+        self.name = name
+        self.models = models
+        self.tokens = tokens
+        self.itl = itl_ms / 1000
+        self.fail_every = fail_every
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.auth: list[str] = []
+        self.generations = 0
+        self.running = 0
+        self.generated_tokens = 0
+
+    def count(self, path: str, auth: str | None) -> None:
+        with self.lock:
+            self.counts[path] = self.counts.get(path, 0) + 1
+            if auth:
+                self.auth = [*self.auth[-49:], auth]
+
+    def should_fail(self) -> bool:
+        with self.lock:
+            self.generations += 1
+            return self.fail_every > 0 and self.generations % self.fail_every == 0
+
+    def metrics(self) -> str:
+        model = self.models[0]
+        lines = [
+            "# TYPE vllm:num_requests_running gauge",
+            f'vllm:num_requests_running{{model_name="{model}",engine="0"}} {self.running}',
+            "# TYPE vllm:num_requests_waiting gauge",
+            f'vllm:num_requests_waiting{{model_name="{model}",engine="0"}} 0',
+            "# TYPE vllm:kv_cache_usage_perc gauge",
+            f'vllm:kv_cache_usage_perc{{model_name="{model}",engine="0"}} 0.1',
+            "# TYPE vllm:generation_tokens_total counter",
+            f'vllm:generation_tokens_total{{model_name="{model}",engine="0"}} {self.generated_tokens}',
+            "# TYPE vllm:num_preemptions_total counter",
+            f'vllm:num_preemptions_total{{model_name="{model}",engine="0"}} 0',
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def make_handler(state: FakeVllm) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def send_json(self, status: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Served-By", state.name)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            state.count(self.path, self.headers.get("Authorization"))
+            if self.path == "/health":
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path == "/v1/models":
+                data = [{"id": m, "object": "model", "owned_by": "vllm", "max_model_len": 4096} for m in state.models]
+                self.send_json(200, {"object": "list", "data": data})
+            elif self.path == "/metrics":
+                text = state.metrics().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+            elif self.path == "/_stats":
+                self.send_json(200, {"name": state.name, "counts": state.counts, "auth": state.auth})
+            else:
+                self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            state.count(self.path, self.headers.get("Authorization"))
+            model = body.get("model")
+            if model not in state.models:
+                self.send_json(404, {"error": {"message": f"The model `{model}` does not exist.", "code": 404}})
+                return
+            path = self.path.removeprefix("/v1")
+            if path in ("/chat/completions", "/completions"):
+                if state.should_fail():
+                    self.send_json(500, {"error": {"message": "injected failure", "code": 500}})
+                elif body.get("stream"):
+                    self.stream(model, chat=path == "/chat/completions")
+                else:
+                    self.complete(model, chat=path == "/chat/completions")
+            elif path == "/embeddings":
+                inputs = body.get("input")
+                items = inputs if isinstance(inputs, list) else [inputs]
+                data = [
+                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, 0.4]} for i in range(len(items))
+                ]
+                self.send_json(200, {"object": "list", "model": model, "data": data, "usage": _usage(len(items), 0)})
+            elif path in ("/rerank", "/score"):
+                documents = body.get("documents") or body.get("text_2") or []
+                results = [
+                    {"index": i, "document": {"text": str(d)}, "relevance_score": 1.0 / (i + 1)}
+                    for i, d in enumerate(documents)
+                ]
+                self.send_json(200, {"id": f"rerank-{uuid.uuid4().hex}", "model": model, "results": results,
+                                     "usage": {"total_tokens": 8}})  # fmt: skip
+            else:
+                self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def complete(self, model: str, chat: bool) -> None:
+            with state.lock:
+                state.running += 1
+            time.sleep(state.itl * state.tokens)
+            with state.lock:
+                state.running -= 1
+                state.generated_tokens += state.tokens
+            text = " ".join(f"tok{i}" for i in range(state.tokens)) + f" [{state.name}]"
+            choice: dict[str, Any] = (
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                if chat
+                else {"index": 0, "text": text, "finish_reason": "stop"}
+            )
+            self.send_json(
+                200,
+                {
+                    "id": f"cmpl-{uuid.uuid4().hex}",
+                    "object": "chat.completion" if chat else "text_completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [choice],
+                    "usage": _usage(8, state.tokens),
+                },
+            )
+
+        def stream(self, model: str, chat: bool) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("X-Served-By", state.name)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            ident = f"cmpl-{uuid.uuid4().hex}"
+            with state.lock:
+                state.running += 1
+            try:
+                for i in range(state.tokens):
+                    if i and state.itl:
+                        time.sleep(state.itl)
+                    piece = f"tok{i} " if i < state.tokens - 1 else f"[{state.name}]"
+                    choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+                    choice["finish_reason"] = None if i < state.tokens - 1 else "stop"
+                    event = {"id": ident, "object": "chat.completion.chunk" if chat else "text_completion",
+                             "created": int(time.time()), "model": model, "choices": [choice]}  # fmt: skip
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+            finally:
+                with state.lock:
+                    state.running -= 1
+                    state.generated_tokens += state.tokens
+            self.close_connection = True
+
+    return Handler
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def serve(port: int, models: list[str], name: str, tokens: int = 16, itl_ms: float = 0, fail_every: int = 0) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(FakeVllm(name, models, tokens, itl_ms, fail_every)))
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", action="append", required=True)
+    parser.add_argument("--name", default="fake")
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--itl-ms", type=float, default=0)
+    parser.add_argument("--fail-every", type=int, default=0)
+    args = parser.parse_args()
+    serve(args.port, args.model, args.name, args.tokens, args.itl_ms, args.fail_every)
+
+
+if __name__ == "__main__":
+    main()
