@@ -88,7 +88,7 @@ def litellm(tmp_path_factory: pytest.TempPathFactory) -> Any:
                 str(proxy_port),
                 "--num_workers",
                 "1",
-            ],  # fmt: skip
+            ],
             tmp / "litellm.log",
             env={
                 "LITELLM_MASTER_KEY": MASTER_KEY,
@@ -204,7 +204,7 @@ def test_vllm_router_routes_each_model_to_its_workers_and_survives_a_dead_worker
                 status, _, body = request(f"{url}/workers", {"url": f"http://127.0.0.1:{worker_port}"})
                 assert status < 300, body
 
-            served = {model_a: set(), model_b: set()}
+            served: dict[str, set[str]] = {model_a: set(), model_b: set()}
             for model in (model_a, model_b) * 4:
                 status, _, body = request(f"{url}/v1/chat/completions", chat(model))
                 assert status == 200
