@@ -31,4 +31,5 @@ pulumi.export("plan", plan.model_dump(mode="json"))
 pulumi.export("gpus", {p.name: {"used_max": p.gpus_used_max, "total": p.gpus_total} for p in plan.pools})
 if cluster.monitoring is not None:
     pulumi.export("grafanaAdminPassword", cluster.monitoring.grafana_admin_password)
+pulumi.export("clientKeys", cluster.api_gateway.client_keys)  # secret: `pulumi stack output --show-secrets`
 pulumi.export("endpoints", {m.name: f"http://{m.name}.{plan.namespace}.svc:8000/v1" for m in plan.models})

@@ -53,6 +53,7 @@ def synthetic_stack(count: int) -> dict[str, Any]:
     nodes = max(2, count * 3)
     return {
         "storageClass": "standard",
+        "auth": {"allowPlainHttp": True, "clients": [{"name": "bench"}]},
         "pools": [
             {
                 "name": "h100",

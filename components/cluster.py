@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.api_gateway import ApiGateway, ApiGatewayArgs, envoy_pod_monitor
 from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.gateway import LlmGateway, LlmGatewayArgs, gateway_service_monitor
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
@@ -14,6 +15,7 @@ from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.leader_worker_set import LeaderWorkerSetController
 from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.sizing import ClusterPlan
 
 HF_TOKEN_SECRET = "hf-token"
@@ -64,6 +66,7 @@ class LlmCluster(pulumi.ComponentResource):
                     plan=plan,
                     grafana_admin_password=args.grafana_admin_password,
                     service_monitors=(gateway_service_monitor(plan),),
+                    pod_monitors=(envoy_pod_monitor(plan),),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
             )
@@ -102,6 +105,14 @@ class LlmCluster(pulumi.ComponentResource):
             f"{name}-gateway",
             LlmGatewayArgs(plan=plan),
             pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *self.models.values()]),
+        )
+        self.api_gateway = ApiGateway(
+            f"{name}-api-gateway",
+            ApiGatewayArgs(plan=plan, upstream_key=self.gateway.master_key),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        self.network_policies = NetworkPolicies(
+            f"{name}-network-policies", NetworkPoliciesArgs(plan=plan), in_namespace
         )
         self.autoscaling = None
         if any(m.autoscaling for m in plan.models):

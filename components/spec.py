@@ -523,7 +523,11 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
                     f"gateway.fallbacks.{source}: {name!r} is not a served model; "
                     f"served models are: {', '.join(sorted(served))}"
                 )
-    if spec.auth.clients and not spec.auth.tls_secret_name and not spec.auth.allow_plain_http:
+    if not spec.auth.clients:
+        errors.append(
+            "auth.clients: list at least one client; the API gateway admits only requests with a client's key"
+        )
+    elif not spec.auth.tls_secret_name and not spec.auth.allow_plain_http:
         errors.append(
             "auth.tlsSecretName: client keys must not travel in clear text; name the TLS Secret "
             "or set auth.allowPlainHttp: true (dev only)"

@@ -17,7 +17,12 @@ MODEL = {"name": "coder", "model": "Qwen/Qwen2.5-Coder-7B-Instruct", "pool": "gp
 
 
 def cluster(pool: dict[str, Any], **model: Any) -> dict[str, Any]:
-    return {"storageClass": "standard", "pools": [{"name": "gpu", **pool}], "models": [{**MODEL, **model}]}
+    return {
+        "storageClass": "standard",
+        "pools": [{"name": "gpu", **pool}],
+        "models": [{**MODEL, **model}],
+        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
+    }
 
 
 def custom_resources(run: ProgramRun, kind: str) -> list[dict[str, Any]]:

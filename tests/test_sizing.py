@@ -262,6 +262,7 @@ def test_replicas_tile_nvlink_domains() -> None:
 def _spec(models: list[dict[str, object]], nodes: int = 1) -> dict[str, object]:
     return {
         "storageClass": "fast",
+        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
         "pools": [
             {
                 "name": "h100",

@@ -27,6 +27,7 @@ Mutator = Callable[[Config], None]
 
 _BASE: Config = {
     "storageClass": "fast",
+    "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
     "pools": [
         {
             "name": "h100",

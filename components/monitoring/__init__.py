@@ -136,8 +136,10 @@ class MonitoringArgs:
     plan: ClusterPlan
     # The operator's password (secret config `llm-cluster:grafanaAdminPassword`); generated when None.
     grafana_admin_password: pulumi.Input[str] | None = None
-    # (name, ServiceMonitor spec) for components outside this one, e.g. the gateways.
+    # (name, ServiceMonitor spec) in the serving namespace, for components outside this one (the LLM gateway).
     service_monitors: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # (name, namespace, PodMonitor spec), e.g. the Envoy proxies of the API gateway.
+    pod_monitors: tuple[tuple[str, str, dict[str, Any]], ...] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -192,6 +194,17 @@ class Monitoring(pulumi.ComponentResource):
                 opts=after_crds,
             )
             for monitor_name, spec in args.service_monitors
+        ]
+        self.pod_monitors = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-{monitor_name}",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={"name": monitor_name, "namespace": monitor_namespace, "labels": labels},
+                spec=spec,
+                opts=after_crds,
+            )
+            for monitor_name, monitor_namespace, spec in args.pod_monitors
         ]
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-rules",

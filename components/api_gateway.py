@@ -1,0 +1,258 @@
+"""ApiGateway: Envoy Gateway in front of the LLM gateway. It owns client keys and rate limits, so the LLM
+gateway can be replaced without touching a single client.
+
+One GatewayClass and Gateway (HTTPS from the operator's TLS Secret; plain HTTP only where the stack says
+so), an HTTPRoute for /v1 to the LLM gateway, a SecurityPolicy with one API key per client (`sanitize`
+strips it, the client id travels in a header), the upstream credential injected (LiteLLM's master key,
+so client keys never reach it), and per-client local rate limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random
+
+from components.charts import chart_pin, helm_release
+from components.gateway import NAME as LLM_GATEWAY
+from components.gateway import gateway_port
+from components.labels import PROJECT
+from components.sizing import ClusterPlan
+
+GATEWAY_CLASS = "llm-cluster"
+CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+GATEWAY = "llm-api"
+CLIENT_KEYS_SECRET = "llm-api-client-keys"
+CLIENT_HEADER = "x-llm-client"
+UPSTREAM_CREDENTIAL = "llm-gateway-credential"
+# Envoy proxies expose Prometheus stats here (/stats/prometheus).
+ENVOY_STATS_PORT = 19001
+# Longer than the LLM gateway's own timeout, so the gateway answers first with its own error.
+TIMEOUT_MARGIN_SECONDS = 60
+
+
+def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
+    auth = plan.auth
+    out: list[dict[str, Any]] = []
+    same_namespace = {"namespaces": {"from": "Same"}}
+    if auth.tls_secret_name:
+        https: dict[str, Any] = {
+            "name": "https",
+            "protocol": "HTTPS",
+            "port": 443,
+            "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": auth.tls_secret_name}]},
+            "allowedRoutes": same_namespace,
+        }
+        if auth.hostname:
+            https["hostname"] = auth.hostname
+        out.append(https)
+    if auth.allow_plain_http:
+        out.append({"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": same_namespace})
+    return out
+
+
+def http_route(plan: ClusterPlan) -> dict[str, Any]:
+    rule: dict[str, Any] = {
+        # Only the OpenAI API: the gateway's metrics and health endpoints stay inside the cluster.
+        "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+        "backendRefs": [{"name": LLM_GATEWAY, "port": gateway_port(plan)}],
+        "timeouts": {"request": f"{plan.gateway.timeout_seconds + TIMEOUT_MARGIN_SECONDS}s"},
+    }
+    if plan.gateway.kind == "litellm":
+        rule["filters"] = [
+            {
+                "type": "ExtensionRef",
+                "extensionRef": {
+                    "group": "gateway.envoyproxy.io",
+                    "kind": "HTTPRouteFilter",
+                    "name": UPSTREAM_CREDENTIAL,
+                },
+            }
+        ]
+    spec: dict[str, Any] = {"parentRefs": [{"name": GATEWAY}], "rules": [rule]}
+    if plan.auth.hostname:
+        spec["hostnames"] = [plan.auth.hostname]
+    return spec
+
+
+def route_target() -> list[dict[str, str]]:
+    return [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": GATEWAY}]
+
+
+def security_policy(plan: ClusterPlan) -> dict[str, Any]:
+    operator_secrets = sorted({c.key_secret for c in plan.auth.clients if c.key_secret})
+    generated = any(not c.key_secret for c in plan.auth.clients)
+    refs = ([{"name": CLIENT_KEYS_SECRET}] if generated else []) + [{"name": s} for s in operator_secrets]
+    return {
+        "targetRefs": route_target(),
+        "apiKeyAuth": {
+            "credentialRefs": refs,
+            # OpenAI SDKs send `Authorization: Bearer <key>`; Envoy strips the Bearer prefix before matching.
+            "extractFrom": [{"headers": ["authorization"]}],
+            "forwardClientIDHeader": CLIENT_HEADER,
+            "sanitize": True,
+        },
+    }
+
+
+def rate_limits(plan: ClusterPlan) -> dict[str, Any] | None:
+    rules = [
+        {
+            "clientSelectors": [{"headers": [{"name": CLIENT_HEADER, "type": "Exact", "value": c.name}]}],
+            "limit": {"requests": c.rate_limit.requests, "unit": c.rate_limit.unit},
+        }
+        for c in plan.auth.clients
+        if c.rate_limit
+    ]
+    # Local limits are per Envoy replica; a global limit would need a Redis the stack does not run.
+    return {"targetRefs": route_target(), "rateLimit": {"local": {"rules": rules}}} if rules else None
+
+
+@dataclass(frozen=True)
+class ApiGatewayArgs:
+    plan: ClusterPlan
+    # LiteLLM's master key, injected upstream; None for vllm-router, which checks no key.
+    upstream_key: pulumi.Output[str] | None
+
+
+class ApiGateway(pulumi.ComponentResource):
+    """Envoy Gateway and the objects that put client authentication and rate limits before the LLM gateway."""
+
+    client_keys: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: ApiGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llm-cluster:api_gateway:ApiGateway", name, None, opts)
+        plan = args.plan
+        ns = plan.namespace
+        pin = chart_pin("gateway-helm")
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "api-gateway"}
+
+        def meta(object_name: str) -> dict[str, Any]:
+            return {"name": object_name, "namespace": ns, "labels": labels}
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": pin.namespace, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}},
+            opts=child,
+        )
+        self.release = helm_release(
+            "gateway-helm", {}, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        )
+        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        gateway_class = k8s.apiextensions.CustomResource(
+            f"{name}-class",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="GatewayClass",
+            metadata={"name": GATEWAY_CLASS, "labels": labels},
+            spec={"controllerName": CONTROLLER},
+            opts=after_crds,
+        )
+        gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
+            metadata=meta(GATEWAY),
+            spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners(plan)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway_class]),
+        )
+        route_depends: list[pulumi.Resource] = [gateway]
+        if args.upstream_key is not None:
+            credential = k8s.core.v1.Secret(
+                f"{name}-upstream-credential",
+                metadata=meta(UPSTREAM_CREDENTIAL),
+                type="Opaque",
+                # The master key is secret, and so is everything applied to it.
+                string_data={"credential": args.upstream_key.apply(lambda k: f"Bearer {k}")},
+                opts=child,
+            )
+            route_depends.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-credential-injection",
+                    api_version="gateway.envoyproxy.io/v1alpha1",
+                    kind="HTTPRouteFilter",
+                    metadata=meta(UPSTREAM_CREDENTIAL),
+                    spec={
+                        "credentialInjection": {
+                            "header": "Authorization",
+                            "overwrite": True,
+                            "credential": {"valueRef": {"name": UPSTREAM_CREDENTIAL}},
+                        }
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, credential]),
+                )
+            )
+        route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=meta(GATEWAY),
+            spec=http_route(plan),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=route_depends),
+        )
+
+        keys: dict[str, pulumi.Output[str]] = {}
+        for client in plan.auth.clients:
+            if client.key_secret:
+                continue  # the operator's Secret holds this client's key
+            generated = pulumi_random.RandomPassword(f"{name}-key-{client.name}", length=40, special=False, opts=child)
+            keys[client.name] = generated.result.apply(lambda v: f"sk-llm-{v}")
+        self.client_keys = pulumi.Output.secret(pulumi.Output.all(**keys)) if keys else pulumi.Output.secret({})
+        policy_depends: list[pulumi.Resource] = [route]
+        if keys:
+            policy_depends.append(
+                k8s.core.v1.Secret(
+                    f"{name}-client-keys",
+                    metadata=meta(CLIENT_KEYS_SECRET),
+                    type="Opaque",
+                    string_data=dict(keys),  # RandomPassword results are secrets
+                    opts=child,
+                )
+            )
+        k8s.apiextensions.CustomResource(
+            f"{name}-api-keys",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="SecurityPolicy",
+            metadata=meta(GATEWAY),
+            spec=security_policy(plan),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=policy_depends),
+        )
+        limits = rate_limits(plan)
+        if limits:
+            k8s.apiextensions.CustomResource(
+                f"{name}-rate-limits",
+                api_version="gateway.envoyproxy.io/v1alpha1",
+                kind="BackendTrafficPolicy",
+                metadata=meta(GATEWAY),
+                spec=limits,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[route]),
+            )
+        self.register_outputs({"gateway": GATEWAY})
+
+
+def envoy_pod_monitor(plan: ClusterPlan) -> tuple[str, str, dict[str, Any]]:
+    """(name, namespace, PodMonitor spec) scraping this stack's Envoy proxies as job `envoy`."""
+    return (
+        "envoy",
+        chart_pin("gateway-helm").namespace,
+        {
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "envoy",
+                    "gateway.envoyproxy.io/owning-gateway-name": GATEWAY,
+                    "gateway.envoyproxy.io/owning-gateway-namespace": plan.namespace,
+                }
+            },
+            "podMetricsEndpoints": [
+                {
+                    "targetPort": ENVOY_STATS_PORT,
+                    "path": "/stats/prometheus",
+                    "interval": plan.monitoring.scrape_interval,
+                    "relabelings": [{"targetLabel": "job", "replacement": "envoy"}],
+                }
+            ],
+        },
+    )
