@@ -1,0 +1,153 @@
+"""The LLM gateway, the API gateway and the network policies as the program renders them for every stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.api_gateway import CLIENT_HEADER, CLIENT_KEYS_SECRET, GATEWAY, UPSTREAM_CREDENTIAL
+from components.gateway import LITELLM_PORT, ROUTER_PORT
+from components.spec import SpecError, load_cluster_spec
+from tests.conftest import STACKS, rendered, stack_config
+
+
+def objects(stack: str, kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in rendered(stack).manifests if o["kind"] == kind}
+
+
+def gateway_kind(stack: str) -> str:
+    return str(stack_config(stack).get("gateway", {}).get("kind", "litellm"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_llm_gateway_deployment_service_pdb_and_cpu_hpa(stack: str) -> None:
+    config = stack_config(stack).get("gateway", {})
+    deployment = objects(stack, "Deployment")["llm-gateway"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    port = LITELLM_PORT if gateway_kind(stack) == "litellm" else ROUTER_PORT
+    assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    assert container["image"].rpartition(":")[2] not in ("", "latest")
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert container["readinessProbe"]["httpGet"]["port"] == port
+    hpa = objects(stack, "HorizontalPodAutoscaler")["llm-gateway"]["spec"]
+    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (config.get("minReplicas", 2), config.get("maxReplicas", 4))
+    assert objects(stack, "PodDisruptionBudget")["llm-gateway"]["spec"]["maxUnavailable"] == 1
+    assert objects(stack, "Service")["llm-gateway"]["spec"]["ports"][0]["port"] == port
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "litellm"])
+def test_litellm_runs_without_a_database_and_with_its_master_key_from_a_secret(stack: str) -> None:
+    (container,) = objects(stack, "Deployment")["llm-gateway"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert "DATABASE_URL" not in env
+    assert env["LITELLM_MASTER_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "litellm-master-key"
+    assert env["LITELLM_LOCAL_MODEL_COST_MAP"]["value"] == "True"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/liveliness"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
+    config = objects(stack, "ConfigMap")["llm-gateway-config"]["data"]["config.yaml"]
+    assert "hosted_vllm/" in config and "sk-" not in config  # the key never sits in a ConfigMap
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "vllm-router"])
+def test_vllm_router_discovers_pods_with_a_namespaced_role(stack: str) -> None:
+    deployment = objects(stack, "Deployment")["llm-gateway"]["spec"]["template"]["spec"]
+    args = deployment["containers"][0]["args"]
+    assert args[args.index("--host") + 1] == "0.0.0.0" and args[args.index("--prometheus-host") + 1] == "0.0.0.0"
+    assert "--service-discovery" in args and args[args.index("--selector") + 1] == "llm-cluster.io/role=server"
+    models = stack_config(stack)["models"]
+    assert ("--enable-igw" in args) == (len(models) > 1)
+    assert deployment["serviceAccountName"] == "llm-gateway"
+    (role,) = objects(stack, "Role").values()
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    (binding,) = objects(stack, "RoleBinding").values()
+    assert binding["subjects"][0]["name"] == "llm-gateway"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_api_gateway_owns_client_keys_and_rate_limits(stack: str) -> None:
+    config = stack_config(stack)
+    clients = [c["name"] for c in config["auth"]["clients"]]
+    keys = objects(stack, "Secret")[CLIENT_KEYS_SECRET]["stringData"]
+    assert sorted(keys) == sorted(clients) and set(keys.values()) == {"<secret>"}
+    policy = objects(stack, "SecurityPolicy")[GATEWAY]["spec"]
+    assert policy["apiKeyAuth"]["sanitize"] is True
+    assert policy["apiKeyAuth"]["forwardClientIDHeader"] == CLIENT_HEADER
+    assert policy["apiKeyAuth"]["credentialRefs"] == [{"name": CLIENT_KEYS_SECRET}]
+    assert policy["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": GATEWAY}]
+    limited = {c["name"]: c["rateLimit"] for c in config["auth"]["clients"] if "rateLimit" in c}
+    limits = objects(stack, "BackendTrafficPolicy")
+    if limited:
+        rules = limits[GATEWAY]["spec"]["rateLimit"]["local"]["rules"]
+        got = {r["clientSelectors"][0]["headers"][0]["value"]: r["limit"] for r in rules}
+        assert got == {n: {"requests": r["requests"], "unit": r.get("unit", "Minute")} for n, r in limited.items()}
+    route = objects(stack, "HTTPRoute")[GATEWAY]["spec"]
+    assert route["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+    assert int(route["rules"][0]["timeouts"]["request"].removesuffix("s")) > 600  # long streams
+    listeners = {item["name"]: item for item in objects(stack, "Gateway")[GATEWAY]["spec"]["listeners"]}
+    if config["auth"].get("tlsSecretName"):
+        assert listeners["https"]["tls"]["certificateRefs"] == [
+            {"kind": "Secret", "name": config["auth"]["tlsSecretName"]}
+        ]
+    assert ("http" in listeners) == bool(config["auth"].get("allowPlainHttp"))
+    injected = UPSTREAM_CREDENTIAL in objects(stack, "HTTPRouteFilter")
+    assert injected == (gateway_kind(stack) == "litellm")
+    assert rendered(stack).exports["clientKeys"] is not None
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_policies_let_only_the_designed_paths_through(stack: str) -> None:
+    policies = {name: o["spec"] for name, o in objects(stack, "NetworkPolicy").items()}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    gateway = policies["llm-gateway"]
+    envoy = gateway["ingress"][0]["from"][0]
+    assert envoy["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+    assert envoy["podSelector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"] == GATEWAY
+    servers = policies["model-servers"]
+    assert servers["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "llm-gateway"}}}
+    ]
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    assert servers["ingress"][1]["from"] == [monitoring] and gateway["ingress"][1]["from"] == [monitoring]
+    multi = [m["name"] for m in rendered(stack).exports["plan"]["models"] if m["nodes_per_replica"] > 1]
+    assert sorted(n.removeprefix("group-") for n in policies if n.startswith("group-")) == sorted(multi)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["auth"]["clients"].append({"name": "tests"}), "auth.clients[1].name: 'tests' is used twice"),
+        (
+            lambda c: c["auth"]["clients"][0].update(rateLimit={"requests": 0}),
+            "auth.clients[0].rateLimit.requests: 0 is out of range; use a value >= 1",
+        ),
+        (
+            lambda c: c.update(gateway={"kind": "nginx"}),
+            "gateway.kind: 'nginx' is not allowed; use one of 'litellm' or",
+        ),
+        (
+            lambda c: c.update(gateway={"fallbacks": {"m": ["ghost"]}}),
+            "gateway.fallbacks.m: 'ghost' is not a served model",
+        ),
+        (lambda c: c["auth"].update(clients=[]), "auth.clients: list at least one client"),
+        (
+            lambda c: c.update(gateway={"kind": "vllm-router"}) or c["models"][0].update(task="score"),
+            "gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through",
+        ),
+    ],
+)
+def test_bad_gateway_and_auth_input(change: Any, message: str) -> None:
+    config = {
+        "storageClass": "fast",
+        "pools": [
+            {"name": "p", "gpu": "L4-24GB", "gpusPerNode": 1, "backend": {"kind": "existing", "nodeNames": ["n"]}}
+        ],
+        "models": [{"name": "m", "model": "BAAI/bge-reranker-v2-m3", "pool": "p"}],
+        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
+    }
+    change(config)
+    with pytest.raises(SpecError) as caught:
+        load_cluster_spec(config)
+    assert any(line.startswith(message) for line in caught.value.errors), caught.value.errors
