@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.charts import chart_pin, helm_release
 from components.labels import MODEL_LABEL, common_labels
-from components.sizing import VLLM_VERSION, ModelPlan
+from components.sizing import VLLM_VERSION, ModelPlan, PoolPlan
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ def hpa_spec(model: ModelPlan) -> dict[str, Any]:
 @dataclass(frozen=True)
 class AutoscalingArgs:
     models: list[ModelPlan]
+    pools: list[PoolPlan]
     namespace: str
 
 
@@ -108,6 +109,7 @@ class Autoscaling(pulumi.ComponentResource):
     def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:autoscaling:Autoscaling", name, None, opts)
         scaled = [m for m in args.models if m.autoscaling is not None]
+        pool_gpus = {p.name: p.gpus_total for p in args.pools}
         self.adapter = helm_release(
             "prometheus-adapter",
             {"rules": {"custom": adapter_rules()}},
@@ -120,6 +122,11 @@ class Autoscaling(pulumi.ComponentResource):
                     "name": model.name,
                     "namespace": args.namespace,
                     "labels": {**common_labels(model.name, "model-server", VLLM_VERSION), MODEL_LABEL: model.name},
+                    # What the plan checked; the policy pack re-checks maxReplicas against them.
+                    "annotations": {
+                        "llm-cluster.io/pool-gpus": str(pool_gpus[model.pool]),
+                        "llm-cluster.io/gpus-per-replica": str(model.gpus_per_replica),
+                    },
                 },
                 spec=hpa_spec(model),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.adapter]),

@@ -119,7 +119,7 @@ class LlmCluster(pulumi.ComponentResource):
             assert self.monitoring is not None  # the spec requires monitoring for autoscaled models
             self.autoscaling = Autoscaling(
                 f"{name}-autoscaling",
-                AutoscalingArgs(models=plan.models, namespace=plan.namespace),
+                AutoscalingArgs(models=plan.models, pools=plan.pools, namespace=plan.namespace),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.monitoring, *self.models.values()]),
             )
         self.register_outputs({"namespace": plan.namespace, "models": sorted(self.models)})

@@ -1,0 +1,47 @@
+"""The llm-cluster CrossGuard policy pack: `pulumi preview --policy-pack policy`.
+
+Only builds the pack (constructing it starts the policy gRPC server); the rules live in policy/rules.py.
+"""
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from rules import RESOURCE_RULES, STACK_RULES, Resource, ResourceRule, StackRule
+
+
+def resource_policy(name: str, rule: ResourceRule) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in rule(Resource(args.resource_type, args.name, dict(args.props))):
+            report_violation(message, None)
+
+    return ResourceValidationPolicy(
+        name=name, description=(rule.__doc__ or name).strip().split("\n")[0], validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )  # fmt: skip
+
+
+def stack_policy(name: str, rule: StackRule) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [Resource(r.resource_type, r.name, dict(r.props)) for r in args.resources]
+        for message in rule(resources):
+            report_violation(message, None)
+
+    return StackValidationPolicy(
+        name=name, description=(rule.__doc__ or name).strip().split("\n")[0], validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )  # fmt: skip
+
+
+PolicyPack(
+    name="llm-cluster",
+    policies=[
+        *(resource_policy(name, rule) for name, rule in RESOURCE_RULES.items()),
+        *(stack_policy(name, rule) for name, rule in STACK_RULES.items()),
+    ],
+)

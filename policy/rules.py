@@ -1,0 +1,319 @@
+"""The policy pack's rules as pure functions over resources (type token + inputs), so pytest runs them too.
+
+A resource rule takes one resource and returns its violations (empty = compliant); a stack rule takes
+every resource of the stack. `policy/__main__.py` wraps them into a CrossGuard PolicyPack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+GPU = "nvidia.com/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+# Values that look like credentials: OpenAI-style and Hugging Face keys, private keys, bearer tokens.
+SECRET_VALUE = re.compile(
+    r"(^|\s)(sk-[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|Bearer\s+\S{16,})"
+)
+SECRET_NAME = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    props: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.props.get("kind") or self.type.rsplit(":", 1)[-1])
+
+    @property
+    def namespace(self) -> str:
+        return str((self.props.get("metadata") or {}).get("namespace") or "")
+
+    @property
+    def object_name(self) -> str:
+        return str((self.props.get("metadata") or {}).get("name") or self.name)
+
+
+ResourceRule = Callable[[Resource], list[str]]
+StackRule = Callable[[list[Resource]], list[str]]
+
+
+# ---------------------------------------------------------------- pod templates
+
+
+def pod_templates(resource: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(role, pod template) of a workload: Deployment-like templates and LeaderWorkerSet leader/worker."""
+    spec = resource.props.get("spec") or {}
+    if resource.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job") and "template" in spec:
+        yield "pod", spec["template"]
+    elif resource.kind == "LeaderWorkerSet":
+        group = spec.get("leaderWorkerTemplate") or {}
+        if "leaderTemplate" in group:
+            yield "leader", group["leaderTemplate"]
+        if "workerTemplate" in group:
+            yield "worker", group["workerTemplate"]
+
+
+def containers(template: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = template.get("spec") or {}
+    return list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+
+
+def template_labels(template: dict[str, Any]) -> dict[str, str]:
+    return dict((template.get("metadata") or {}).get("labels") or {})
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+
+# ---------------------------------------------------------------- resource rules
+
+
+def gpu_request_equals_limit_and_plan_share(resource: Resource) -> list[str]:
+    """GPU containers request exactly their limit, and as many GPUs as TP x PP spread over the group's nodes."""
+    violations = []
+    for role, template in pod_templates(resource):
+        for c in containers(template):
+            resources = c.get("resources") or {}
+            limit = (resources.get("limits") or {}).get(GPU)
+            request = (resources.get("requests") or {}).get(GPU)
+            if limit is None and request is None:
+                continue
+            if str(limit) != str(request):
+                violations.append(f"{resource.object_name}/{c.get('name')}: {GPU} request {request} != limit {limit}")
+                continue
+            args = [str(a) for a in c.get("args") or []]
+            tp, pp = _flag(args, "--tensor-parallel-size"), _flag(args, "--pipeline-parallel-size")
+            if tp is None:
+                continue
+            nodes = _number(_flag(args, "--nnodes") or 1)
+            share = _number(tp) * _number(pp or 1) / nodes
+            if _number(limit) != share:
+                violations.append(
+                    f"{resource.object_name}/{c.get('name')} ({role}): {limit} GPUs, but TP {tp} x PP {pp or 1} "
+                    f"over {nodes:g} node(s) needs {share:g}"
+                )
+    return violations
+
+
+def containers_have_requests_and_limits(resource: Resource) -> list[str]:
+    violations = []
+    for _, template in pod_templates(resource):
+        for c in containers(template):
+            resources = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                missing = [r for r in ("cpu", "memory") if r not in (resources.get(part) or {})]
+                if missing:
+                    violations.append(f"{resource.object_name}/{c.get('name')}: no {part} for {', '.join(missing)}")
+    return violations
+
+
+def images_are_pinned(resource: Resource) -> list[str]:
+    violations = []
+    for _, template in pod_templates(resource):
+        for c in containers(template):
+            image = str(c.get("image") or "")
+            if "@sha256:" in image:
+                continue
+            tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+            if not tag or tag == "latest":
+                violations.append(
+                    f"{resource.object_name}/{c.get('name')}: image {image!r} is not pinned to a tag or digest"
+                )
+    if resource.type == HELM_RELEASE and not resource.props.get("version"):
+        violations.append(f"{resource.object_name}: Helm chart {resource.props.get('chart')} has no pinned version")
+    return violations
+
+
+def no_load_balancer_services(resource: Resource) -> list[str]:
+    """Only the API gateway is reachable from outside, and Envoy Gateway makes its own Service."""
+    if resource.kind == "Service" and (resource.props.get("spec") or {}).get("type") == "LoadBalancer":
+        return [f"{resource.object_name}: Service of type LoadBalancer; expose through the API gateway"]
+    return []
+
+
+def no_secret_values_in_env_or_config_maps(resource: Resource) -> list[str]:
+    violations = []
+    for _, template in pod_templates(resource):
+        for c in containers(template):
+            for env in c.get("env") or []:
+                value = env.get("value")
+                named = SECRET_NAME.search(env.get("name", "")) and isinstance(value, str) and len(value) >= 16
+                if isinstance(value, str) and (SECRET_VALUE.search(value) or named):
+                    violations.append(
+                        f"{resource.object_name}/{c.get('name')}: env {env.get('name')} holds a literal secret; "
+                        "use valueFrom.secretKeyRef"
+                    )
+    if resource.kind == "ConfigMap":
+        for key, value in (resource.props.get("data") or {}).items():
+            if isinstance(value, str) and SECRET_VALUE.search(value):
+                violations.append(f"{resource.object_name}: ConfigMap key {key} holds a secret value; use a Secret")
+    return violations
+
+
+def monitoring_is_persistent(resource: Resource) -> list[str]:
+    if resource.type != HELM_RELEASE or "kube-prometheus-stack" not in str(resource.props.get("chart")):
+        return []
+    values = resource.props.get("values") or {}
+    violations = []
+    prometheus = ((values.get("prometheus") or {}).get("prometheusSpec") or {}).get("storageSpec")
+    if not prometheus:
+        violations.append(f"{resource.object_name}: Prometheus has no storageSpec (data lost on restart)")
+    alertmanager = ((values.get("alertmanager") or {}).get("alertmanagerSpec") or {}).get("storage")
+    if not alertmanager:
+        violations.append(f"{resource.object_name}: Alertmanager has no storage (silences lost on restart)")
+    if not ((values.get("grafana") or {}).get("persistence") or {}).get("enabled"):
+        violations.append(f"{resource.object_name}: Grafana persistence is off")
+    return violations
+
+
+def model_servers_have_probes(resource: Resource) -> list[str]:
+    violations = []
+    for role, template in pod_templates(resource):
+        if template_labels(template).get("app.kubernetes.io/component") != "model-server" or role == "worker":
+            continue  # LeaderWorkerSet workers serve no HTTP; their leader answers for the group
+        for c in containers(template):
+            missing = [p for p in ("startupProbe", "readinessProbe", "livenessProbe") if p not in c]
+            if missing:
+                violations.append(f"{resource.object_name}/{c.get('name')}: model server without {', '.join(missing)}")
+    return violations
+
+
+def only_gpu_pods_tolerate_gpu_taints(resource: Resource) -> list[str]:
+    violations = []
+    for _, template in pod_templates(resource):
+        tolerations = (template.get("spec") or {}).get("tolerations") or []
+        if not any(t.get("key") == GPU_TAINT_KEY for t in tolerations):
+            continue
+        uses_gpu = any(GPU in ((c.get("resources") or {}).get("limits") or {}) for c in containers(template))
+        if not uses_gpu:
+            violations.append(f"{resource.object_name}: tolerates the GPU taint but requests no GPU")
+    return violations
+
+
+def hpa_bounds_fit_the_pool(resource: Resource) -> list[str]:
+    """min <= max, and max replicas x GPUs per replica within the pool's GPUs (annotated from the plan)."""
+    if resource.kind != "HorizontalPodAutoscaler":
+        return []
+    spec = resource.props.get("spec") or {}
+    low, high = _number(spec.get("minReplicas", 1)), _number(spec.get("maxReplicas"))
+    violations = []
+    if not low <= high:
+        violations.append(f"{resource.object_name}: minReplicas {low:g} > maxReplicas {high:g}")
+    notes = (resource.props.get("metadata") or {}).get("annotations") or {}
+    if "llm-cluster.io/pool-gpus" in notes:
+        per_replica = _number(notes.get("llm-cluster.io/gpus-per-replica"))
+        pool = _number(notes["llm-cluster.io/pool-gpus"])
+        if high * per_replica > pool:
+            violations.append(
+                f"{resource.object_name}: {high:g} replicas x {per_replica:g} GPUs exceed the pool's {pool:g} GPUs"
+            )
+    return violations
+
+
+def gateways_run_as_non_root(resource: Resource) -> list[str]:
+    violations = []
+    for _, template in pod_templates(resource):
+        if template_labels(template).get("app.kubernetes.io/component") != "llm-gateway":
+            continue
+        pod = (template.get("spec") or {}).get("securityContext") or {}
+        for c in containers(template):
+            own = c.get("securityContext") or {}
+            if not (own.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+                violations.append(f"{resource.object_name}/{c.get('name')}: gateway may run as root; set runAsNonRoot")
+            if own.get("allowPrivilegeEscalation", True):
+                violations.append(f"{resource.object_name}/{c.get('name')}: gateway allows privilege escalation")
+    return violations
+
+
+def volumes_have_a_storage_class(resource: Resource) -> list[str]:
+    if resource.kind == "PersistentVolumeClaim" and not (resource.props.get("spec") or {}).get("storageClassName"):
+        return [f"{resource.object_name}: PersistentVolumeClaim without storageClassName"]
+    return []
+
+
+def namespaces_enforce_pod_security(resource: Resource) -> list[str]:
+    if resource.kind != "Namespace":
+        return []
+    labels = (resource.props.get("metadata") or {}).get("labels") or {}
+    if "pod-security.kubernetes.io/enforce" not in labels:
+        return [f"{resource.object_name}: namespace without a pod-security.kubernetes.io/enforce level"]
+    return []
+
+
+# ---------------------------------------------------------------- stack rules
+
+
+def every_workload_namespace_has_a_network_policy(resources: list[Resource]) -> list[str]:
+    """Namespaces where the stack runs its own workloads (not chart-managed ones) have a NetworkPolicy."""
+    workload_namespaces = {r.namespace for r in resources if any(True for _ in pod_templates(r)) and r.namespace}
+    covered = {r.namespace for r in resources if r.kind == "NetworkPolicy"}
+    return [f"namespace {ns}: workloads but no NetworkPolicy" for ns in sorted(workload_namespaces - covered)]
+
+
+def multi_replica_workloads_have_a_pdb(resources: list[Resource]) -> list[str]:
+    scaled = {r.object_name for r in resources if r.kind == "HorizontalPodAutoscaler"}
+    budgets = [
+        ((r.props.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        for r in resources
+        if r.kind == "PodDisruptionBudget"
+    ]
+    violations = []
+    for r in resources:
+        if r.kind not in ("Deployment", "LeaderWorkerSet"):
+            continue
+        replicas = _number((r.props.get("spec") or {}).get("replicas", 1))
+        if replicas <= 1 and r.object_name not in scaled:
+            continue
+        labels = next((template_labels(t) for _, t in pod_templates(r)), {})
+        if not any(selector and all(labels.get(k) == v for k, v in selector.items()) for selector in budgets):
+            violations.append(f"{r.object_name}: more than one replica but no PodDisruptionBudget selects its pods")
+    return violations
+
+
+RESOURCE_RULES: dict[str, ResourceRule] = {
+    "gpu-request-equals-limit-and-plan-share": gpu_request_equals_limit_and_plan_share,
+    "containers-have-requests-and-limits": containers_have_requests_and_limits,
+    "images-are-pinned": images_are_pinned,
+    "no-load-balancer-services": no_load_balancer_services,
+    "no-secret-values-in-env-or-config-maps": no_secret_values_in_env_or_config_maps,
+    "monitoring-is-persistent": monitoring_is_persistent,
+    "model-servers-have-probes": model_servers_have_probes,
+    "only-gpu-pods-tolerate-gpu-taints": only_gpu_pods_tolerate_gpu_taints,
+    "hpa-bounds-fit-the-pool": hpa_bounds_fit_the_pool,
+    "gateways-run-as-non-root": gateways_run_as_non_root,
+    "volumes-have-a-storage-class": volumes_have_a_storage_class,
+    "namespaces-enforce-pod-security": namespaces_enforce_pod_security,
+}
+STACK_RULES: dict[str, StackRule] = {
+    "every-workload-namespace-has-a-network-policy": every_workload_namespace_has_a_network_policy,
+    "multi-replica-workloads-have-a-pdb": multi_replica_workloads_have_a_pdb,
+}
+
+
+def check(resources: list[Resource]) -> dict[str, list[str]]:
+    """Every rule over a stack's resources: rule name -> violations (only rules that found some)."""
+    found: dict[str, list[str]] = {}
+    for name, rule in RESOURCE_RULES.items():
+        violations = [v for r in resources for v in rule(r)]
+        if violations:
+            found[name] = violations
+    for name, stack_rule in STACK_RULES.items():
+        violations = stack_rule(resources)
+        if violations:
+            found[name] = violations
+    return found
