@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -268,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml")
     plan.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     plan.add_argument(
+        "--diff",
+        metavar="BASE",
+        help="print the capacity diff against BASE: a stack file, or a git ref (its stacks/Pulumi.<stack>.yaml)",
+    )
+    plan.add_argument(
         "--render",
         type=Path,
         metavar="DIR",
@@ -351,8 +357,40 @@ def cmd_size(args: argparse.Namespace) -> int:
     return 0
 
 
+def base_plan(stack: str, base: str) -> ClusterPlan | None:
+    """The plan of the stack at BASE (a file or a git ref); None when the stack did not exist there."""
+    path = Path(base)
+    if path.is_file():
+        raw = read_stack_config(path)
+    else:
+        relative = stack_file(stack).relative_to(PROJECT_DIR)
+        shown = subprocess.run(
+            ["git", "show", f"{base}:{relative.as_posix()}"],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if shown.returncode != 0:
+            known = subprocess.run(
+                ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+                cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if known.returncode != 0:
+                raise UsageError(f"--diff: {base!r} is neither a stack file nor a git ref")
+            return None  # the stack is new at this ref
+        document = yaml.safe_load(shown.stdout) or {}
+        raw = (document.get("config") or {}).get(CONFIG_KEY)
+    try:
+        return plan_cluster(load_cluster_spec(raw), load_gpu_catalog(), load_model_catalog(), PROJECT_DIR)
+    except (SpecError, CatalogError) as exc:
+        raise UsageError(f"--diff: the stack at {base} does not plan: {exc}") from None
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     plan = plan_stack(args.stack)
+    if args.diff is not None:
+        from components.capacity_diff import diff_plans
+
+        print(diff_plans(base_plan(args.stack, args.diff), plan, args.stack, args.diff), end="")
+        return 0
     if args.render is not None:
         from components.render import RenderError, render_stack  # imports the Pulumi runtime only when asked
 
