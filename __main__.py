@@ -1,5 +1,7 @@
 """The Pulumi program: stack config -> ClusterSpec -> ClusterPlan -> LlmCluster. Thin on purpose."""
 
+import importlib.util
+
 import pulumi
 
 from components.catalog import CatalogError, load_gpu_catalog, load_model_catalog
@@ -15,8 +17,17 @@ try:
 except (SpecError, CatalogError) as exc:
     # One line per problem, each naming the field; nothing is created when the spec is wrong.
     raise pulumi.RunError(f"llm-cluster:cluster is invalid:\n{exc}") from None
-if missing := missing_sdks(plan.pools):
-    raise pulumi.RunError("\n".join(missing))
+problems = missing_sdks(plan.pools)
+if plan.images.vllm is not None:
+    if importlib.util.find_spec("pulumi_docker") is None:
+        problems.append("images.vllm: building images needs pulumi-docker; `pip install -r requirements-cloud.txt`")
+    if not config.get("registryUsername") or config.get_secret("registryPassword") is None:
+        problems.append(
+            "images.vllm: pushing needs llm-cluster:registryUsername and the secret llm-cluster:registryPassword; "
+            "set them with `pulumi config set` (--secret for the password)"
+        )
+if problems:
+    raise pulumi.RunError("\n".join(problems))
 
 cluster = LlmCluster(
     "llm",
@@ -24,6 +35,8 @@ cluster = LlmCluster(
         plan=plan,
         hf_token=config.get_secret("hfToken") or "",
         grafana_admin_password=config.get_secret("grafanaAdminPassword"),
+        registry_username=config.get("registryUsername"),
+        registry_password=config.get_secret("registryPassword"),
     ),
 )
 

@@ -416,7 +416,7 @@ def overheads(rows: list[dict[str, Any]], key: str) -> dict[str, dict[int, float
 
 
 def fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:+g}" if isinstance(value, float) and value < 0 else f"{value:g}"
+    return "-" if value is None else f"{value:g}"
 
 
 def reading(rows: list[dict[str, Any]]) -> list[str]:
@@ -454,7 +454,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> str:
     ]
     for r in rows:
         extra = p50.get(r["gateway"], {}).get(r["concurrency"])
-        cells = [r["gateway"], r["concurrency"], r["requests"], r["errors"], r["ttft_p50_ms"], extra,
+        cells = [r["gateway"], r["concurrency"], r["requests"], r["errors"], r["ttft_p50_ms"],
+                 "-" if extra is None else f"{extra:+g}",
                  r["ttft_p95_ms"], r["ttft_p99_ms"], r["itl_p50_ms"], r["itl_p99_ms"], r["rps"], r["tokens_per_s"],
                  r["target_cpu_percent"]]  # fmt: skip
         lines.append("| " + " | ".join(fmt(c) if isinstance(c, (int, float)) or c is None else c for c in cells) + " |")

@@ -12,11 +12,13 @@ from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.gateway import LlmGateway, LlmGatewayArgs, gateway_service_monitor
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
+from components.images import VLLM_IMAGE
 from components.leader_worker_set import LeaderWorkerSetController
 from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.sizing import ClusterPlan
+from components.vllm_image import VllmImage, VllmImageArgs
 
 HF_TOKEN_SECRET = "hf-token"
 
@@ -28,6 +30,9 @@ class LlmClusterArgs:
     hf_token: pulumi.Input[str]
     # secret config `llm-cluster:grafanaAdminPassword`; generated (pulumi_random) when None.
     grafana_admin_password: pulumi.Input[str] | None = None
+    # Registry credentials for `images.vllm` (config llm-cluster:registryUsername, secret registryPassword).
+    registry_username: pulumi.Input[str] | None = None
+    registry_password: pulumi.Input[str] | None = None
 
 
 class LlmCluster(pulumi.ComponentResource):
@@ -84,6 +89,14 @@ class LlmCluster(pulumi.ComponentResource):
         needs_lws = any(m.nodes_per_replica > 1 for m in plan.models)
         self.lws = LeaderWorkerSetController(f"{name}-lws", child) if needs_lws else None
         pools = {p.name: p for p in plan.pools}
+        image: pulumi.Input[str] = VLLM_IMAGE
+        if plan.images.vllm is not None:
+            built = VllmImage(
+                f"{name}-vllm-image",
+                VllmImageArgs(plan.images.vllm, args.registry_username or "", args.registry_password or ""),
+                child,
+            )
+            image = built.repo_digest
         self.models = {}
         for model in plan.models:
             depends: list[pulumi.Resource] = [self.namespace, self.hf_token, self.pools[model.pool], self.gpu_operator]
@@ -98,6 +111,7 @@ class LlmCluster(pulumi.ComponentResource):
                     storage_class=plan.weights_storage_class,
                     weights_cache=plan.weights_cache,
                     hf_token_secret=HF_TOKEN_SECRET,
+                    image=image,
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=depends),
             )

@@ -52,7 +52,8 @@ class VllmModelArgs:
     storage_class: str
     weights_cache: str  # shared | per-pod
     hf_token_secret: str
-    image: str = VLLM_IMAGE
+    # The pinned release, or the stack's own build by digest (components/vllm_image.py).
+    image: pulumi.Input[str] = VLLM_IMAGE
 
 
 def startup_budget_seconds(model: ModelPlan) -> int:
@@ -127,7 +128,7 @@ def http_probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[
     }
 
 
-def container(model: ModelPlan, role: str, image: str, hf_token_secret: str) -> dict[str, Any]:
+def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_secret: str) -> dict[str, Any]:
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in model.env.items()]
     env += [
         {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/huggingface"},

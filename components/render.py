@@ -26,6 +26,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECRET = "<secret>"
 UNKNOWN = "<unknown>"
 GENERATED = "<generated>"
+PUSHED_DIGEST = "<digest-after-push>"
 # Markers the Pulumi SDK uses on the wire for secrets and not-yet-known values.
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -46,6 +47,9 @@ class EchoMocks(pulumi.runtime.Mocks):
         if args.typ.startswith("random:"):
             # Generated values exist only after `pulumi up`; a placeholder keeps the objects using them whole.
             state["result"] = GENERATED
+        if args.typ == "docker:index/image:Image":
+            repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
+            state["repoDigest"] = f"{repository}@sha256:{PUSHED_DIGEST}"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -164,15 +168,18 @@ def clean(value: Any) -> Any:
     return value
 
 
-def run_program(cluster: object, hf_token: str | None = None) -> ProgramRun:
-    """Run __main__.py with `llm-cluster:cluster` (and optionally a placeholder HF token) under mocks."""
+def run_program(cluster: object, hf_token: str | None = None, secrets: dict[str, str] | None = None) -> ProgramRun:
+    """Run __main__.py with `llm-cluster:cluster`, optionally an HF token and other secret keys, under mocks."""
     monitor = _monitor()
     monitor.resources.clear()
     config = {"llm-cluster:cluster": json.dumps(cluster)}
     secret_keys = []
-    if hf_token is not None:
-        config["llm-cluster:hfToken"] = hf_token
-        secret_keys.append("llm-cluster:hfToken")
+    for key, value in {
+        **({"llm-cluster:hfToken": hf_token} if hf_token is not None else {}),
+        **(secrets or {}),
+    }.items():
+        config[key] = value
+        secret_keys.append(key)
     pulumi.runtime.set_all_config(config, secret_keys)
     run = ProgramRun()
 
@@ -216,7 +223,8 @@ def render_stack(stack: str, plan: Any, out: Path) -> list[Path]:
 
     path = stack_file(stack)
     document = yaml.safe_load(path.read_text()) or {}
-    # The real token is ciphertext only the stack's secrets provider opens; a placeholder keeps the Secret rendered.
-    token = SECRET if "llm-cluster:hfToken" in (document.get("config") or {}) else None
-    run = run_program(read_stack_config(path), hf_token=token)
+    # Secret keys are ciphertext only the stack's secrets provider opens; placeholders keep their objects whole.
+    config = document.get("config") or {}
+    secrets = {key: SECRET for key, value in config.items() if isinstance(value, dict) and "secure" in value}
+    run = run_program(read_stack_config(path), secrets=secrets)
     return write_render(run, plan.model_dump(mode="json"), out)

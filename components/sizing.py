@@ -30,6 +30,7 @@ from components.spec import (
     GatewaySpec,
     GkeBackendSpec,
     GpuPoolSpec,
+    ImagesSpec,
     KarpenterBackendSpec,
     ModelAutoscalingSpec,
     ModelSloSpec,
@@ -315,6 +316,7 @@ class ClusterPlan(PlanModel):
     auth: AuthSpec
     autoscaling: AutoscalingSpec
     monitoring: MonitoringSpec
+    images: ImagesSpec
     warnings: list[str]
 
 
@@ -1311,5 +1313,6 @@ def plan_cluster(
         auth=spec.auth,
         autoscaling=spec.autoscaling,
         monitoring=spec.monitoring,
+        images=spec.images,
         warnings=warnings,
     )

@@ -256,6 +256,20 @@ class MonitoringSpec(SpecModel):
     alertmanager_config_secret: str | None = None
 
 
+class VllmImageSpec(SpecModel):
+    """Build the model-server image: the pinned vLLM image plus extra pip packages, pushed to a registry."""
+
+    # Where to push, e.g. registry.example.com/llm/vllm-openai (credentials: llm-cluster:registryUsername and
+    # the secret llm-cluster:registryPassword).
+    repository: Annotated[str, Field(pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+$")]
+    extras: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\],]+(==|>=|~=)[A-Za-z0-9_.+-]+$")]] = []
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+
+
+class ImagesSpec(SpecModel):
+    vllm: VllmImageSpec | None = None
+
+
 class ClusterSpec(SpecModel):
     """Everything one stack asks for."""
 
@@ -274,6 +288,7 @@ class ClusterSpec(SpecModel):
     auth: AuthSpec = AuthSpec()
     autoscaling: AutoscalingSpec = AutoscalingSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    images: ImagesSpec = ImagesSpec()
 
 
 # ---------------------------------------------------------------- loading and error messages
