@@ -50,7 +50,7 @@ def test_same_extras_same_tag_other_extras_other_tag() -> None:
 
 
 def test_pushing_without_credentials_is_refused() -> None:
-    with pytest.raises(RenderError, match="images.vllm: pushing needs llm-cluster:registryUsername"):
+    with pytest.raises(RenderError, match=r"images\.vllm: pushing needs llm-cluster:registryUsername"):
         run_program(with_image([]))
 
 
