@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random
 
-from components.charts import chart_pin, helm_release
+from components.charts import chart_namespace, chart_pin, helm_release
 from components.gateway import NAME as LLM_GATEWAY
 from components.gateway import gateway_port
 from components.labels import PROJECT
@@ -127,18 +127,14 @@ class ApiGateway(pulumi.ComponentResource):
         super().__init__("llm-cluster:api_gateway:ApiGateway", name, None, opts)
         plan = args.plan
         ns = plan.namespace
-        pin = chart_pin("gateway-helm")
+        chart_pin("gateway-helm")
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "api-gateway"}
 
         def meta(object_name: str) -> dict[str, Any]:
             return {"name": object_name, "namespace": ns, "labels": labels}
 
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": pin.namespace, "labels": {"pod-security.kubernetes.io/enforce": "baseline"}},
-            opts=child,
-        )
+        self.namespace = chart_namespace(f"{name}-namespace", "gateway-helm", "baseline", self)
         self.release = helm_release(
             "gateway-helm", {}, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         )

@@ -63,3 +63,17 @@ def helm_release(
         timeout=900,
         opts=opts,
     )
+
+
+def chart_namespace(
+    resource_name: str, chart: str, pod_security: str, parent: pulumi.Resource
+) -> k8s.core.v1.Namespace:
+    """The namespace a pinned chart installs into, with the Pod Security level its pods need."""
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata={
+            "name": chart_pin(chart).namespace,
+            "labels": {"pod-security.kubernetes.io/enforce": pod_security},
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

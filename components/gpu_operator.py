@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.charts import chart_pin, helm_release
+from components.charts import chart_namespace, chart_pin, helm_release
 from components.sizing import PoolPlan
 
 
@@ -25,14 +24,7 @@ class GpuOperator(pulumi.ComponentResource):
         super().__init__("llm-cluster:gpu_operator:GpuOperator", name, None, opts)
         pin = chart_pin("gpu-operator")
         # Its operands are privileged (driver, toolkit, device plugin need host access).
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": pin.namespace,
-                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
-            },
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.namespace = chart_namespace(f"{name}-namespace", "gpu-operator", "privileged", self)
         values = {
             "driver": {"enabled": any(p.install_driver for p in args.pools)},
             "toolkit": {"enabled": any(p.install_toolkit for p in args.pools)},

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.charts import chart_pin, helm_release
+from components.charts import chart_namespace, chart_pin, helm_release
 
 
 class LeaderWorkerSetController(pulumi.ComponentResource):
@@ -14,13 +13,6 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:leader_worker_set:LeaderWorkerSetController", name, None, opts)
         pin = chart_pin("lws")
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": pin.namespace,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-            },
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.namespace = chart_namespace(f"{name}-namespace", "lws", "restricted", self)
         self.release = helm_release("lws", {}, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]))
         self.register_outputs({"namespace": pin.namespace})

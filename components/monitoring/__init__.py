@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random
 import yaml
 
-from components.charts import chart_pin, helm_release
+from components.charts import chart_namespace, chart_pin, helm_release
 from components.labels import MODEL_LABEL, POOL_LABEL, PROJECT
 from components.sizing import ClusterPlan
 
@@ -151,11 +151,7 @@ class Monitoring(pulumi.ComponentResource):
         namespace = chart_pin("kube-prometheus-stack").namespace
         child = pulumi.ResourceOptions(parent=self)
         # node-exporter needs the host's network, PIDs and filesystem.
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
-            opts=child,
-        )
+        self.namespace = chart_namespace(f"{name}-namespace", "kube-prometheus-stack", "privileged", self)
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         password = args.grafana_admin_password
         if password is None:
