@@ -50,13 +50,22 @@ from matplotlib.figure import Figure
 from components.cli import plan_stack
 from components.gateway import litellm_args, litellm_config, router_args
 from components.sizing import ClusterPlan
-from tests.support.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http
+from tests.support.processes import VENV_BIN, free_port, start, stop, wait_http
 
 RESULTS = Path(__file__).parent / "results"
 HOST = "127.0.0.1"
 TOKENS = 32
 ITL_MS = 20.0
 STAND_INS = 2  # the dev stack's two replicas; every target sees the same ones
+# fake_vllm's ThreadingHTTPServer listens with socketserver's backlog of 5: with more connections arriving at
+# once the kernel drops SYNs and clients retry after 1 s, 3 s... (ListenOverflows), a stand-in artefact that
+# would show up as TTFT tails on every target. vLLM (uvicorn) listens with 2048; so do the stand-ins here.
+STAND_IN_BACKLOG = 2048
+STAND_IN = (
+    "import http.server, sys; "
+    "http.server.ThreadingHTTPServer.request_queue_size = int(sys.argv.pop(1)); "
+    "from tests.support.fake_vllm import main; main()"
+)
 MASTER_KEY = "sk-bench-master-key-0123456789"
 LITELLM_STACK = "staging"  # gateway.kind litellm, one generate model, workers 1
 ROUTER_STACK = "dev"  # gateway.kind vllm-router, one generate model, round_robin
@@ -143,6 +152,13 @@ def post_json(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.status), bytes(response.read())
+
+
+def stand_in(port: int, models: list[str], name: str, logfile: Path) -> subprocess.Popen[bytes]:
+    """tests/support/fake_vllm.py with a vLLM-sized listen backlog."""
+    args = [sys.executable, "-c", STAND_IN, str(STAND_IN_BACKLOG), "--port", str(port), "--name", name]
+    args += [a for m in models for a in ("--model", m)]
+    return start([*args, "--tokens", str(TOKENS), "--itl-ms", str(ITL_MS)], logfile)
 
 
 @contextmanager
@@ -362,6 +378,7 @@ def measure(target: Target, concurrency: int, requests: int, budget_s: float) ->
         "rps": round(ok / wall, 2) if wall > 0 else None,
         "tokens_per_s": round(level.tokens / wall, 1) if wall > 0 else None,
         "target_cpu_percent": round(100 * cpu / elapsed, 1),
+        "cpu_ms_per_request": round(1000 * cpu / ok, 2) if ok else None,
         "client_cpu_percent": round(100 * client_cpu / elapsed, 1),
         "wall_s": round(elapsed, 2),
     }
@@ -419,19 +436,42 @@ def fmt(value: Any) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def reading(rows: list[dict[str, Any]]) -> list[str]:
+def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
     """Sentences generated from the numbers, so they stay true whenever the benchmark is rerun."""
     p50, p99 = overheads(rows, "ttft_p50_ms"), overheads(rows, "ttft_p99_ms")
+    direct = {r["concurrency"]: r for r in rows if r["gateway"] == "direct"}
     sentences = []
     for gateway, by_level in p50.items():
         levels = sorted(by_level)
         steps = ", ".join(f"{by_level[c]:+g} ms at {c}" for c in levels)
-        jumps = [(by_level[b] - by_level[a], a, b) for a, b in itertools.pairwise(levels)]
-        worst = max(jumps, default=None)
-        where = f"; it grows most between concurrency {worst[1]} and {worst[2]}" if worst and worst[0] > 1 else ""
+        top = levels[-1]
         tail = p99.get(gateway, {})
-        high = f" (p99 {tail[levels[-1]]:+g} ms at {levels[-1]})" if levels[-1] in tail else ""
-        sentences.append(f"{gateway} adds to direct's TTFT p50: {steps}{high}{where}.")
+        high = f" (p99 {tail[top]:+g} ms at {top})" if top in tail else ""
+        # Direct's own spread at the level: an overhead below it is not told apart from noise.
+        noise = {c: max(5.0, 0.25 * (direct[c]["ttft_p50_ms"] or 0)) for c in levels}
+        if all(abs(by_level[c]) <= noise[c] for c in levels):
+            where = "; within the noise of direct at every level"
+        else:
+            jumps = [(by_level[b] - by_level[a], a, b) for a, b in itertools.pairwise(levels)]
+            worst = max(jumps, default=None)
+            where = f"; it grows most between concurrency {worst[1]} and {worst[2]}" if worst else ""
+        mine = {r["concurrency"]: r for r in rows if r["gateway"] == gateway}
+        peak = max(mine.values(), key=lambda r: r["rps"] or 0)
+        cost = [r["cpu_ms_per_request"] for r in mine.values() if r["cpu_ms_per_request"] is not None]
+        rate = (
+            f"; it peaks at {peak['rps']:g} req/s (direct {direct[peak['concurrency']]['rps']:g} at "
+            f"{peak['concurrency']}) and spends about {percentile(cost, 50):.3g} ms of CPU per request"
+            if cost and peak["concurrency"] in direct
+            else ""
+        )
+        sentences.append(f"{gateway} adds to direct's TTFT p50 {steps}{high}{where}{rate}.")
+    bursts = [r for r in rows if r["itl_p50_ms"] is not None and r["itl_p50_ms"] < itl_ms / 2]
+    if bursts:
+        sentences.append(
+            "Where a gateway falls behind the stream it delivers chunks in bursts: ITL p50 "
+            + ", ".join(f"{r['itl_p50_ms']:g} ms ({r['gateway']} at {r['concurrency']})" for r in bursts)
+            + f" against the {itl_ms:g} ms the stand-ins emit, with a longer p99."
+        )
     failed = [r for r in rows if r["errors"]]
     if failed:
         sentences.append(
@@ -449,39 +489,45 @@ def write_markdown(result: dict[str, Any], path: Path) -> str:
     p50 = overheads(rows, "ttft_p50_ms")
     lines = [
         "| gateway | concurrency | requests | errors | TTFT p50 ms | +p50 vs direct | TTFT p95 ms | TTFT p99 ms "
-        "| ITL p50 ms | ITL p99 ms | req/s | tokens/s | gateway CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ITL p50 ms | ITL p99 ms | req/s | tokens/s | CPU % | CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         extra = p50.get(r["gateway"], {}).get(r["concurrency"])
         cells = [r["gateway"], r["concurrency"], r["requests"], r["errors"], r["ttft_p50_ms"],
                  "-" if extra is None else f"{extra:+g}",
                  r["ttft_p95_ms"], r["ttft_p99_ms"], r["itl_p50_ms"], r["itl_p99_ms"], r["rps"], r["tokens_per_s"],
-                 r["target_cpu_percent"]]  # fmt: skip
+                 r["target_cpu_percent"], r["cpu_ms_per_request"]]  # fmt: skip
         lines.append("| " + " | ".join(fmt(c) if isinstance(c, (int, float)) or c is None else c for c in cells) + " |")
     table = "\n".join(lines)
     s = result["settings"]
+    per_level_text = ", ".join(f"{n} at {c}" for c, n in s["requests_per_level"].items())
     text = f"""# Gateway overhead: TTFT and ITL through LiteLLM and vllm-router vs direct
 
 `{result["command"]}` on {result["machine"]}; {result["wall_s"]} s in all.
 
-Stand-ins ({s["stand_ins"]} processes of `tests/support/fake_vllm.py`) stream {s["tokens"]} tokens
-{s["itl_ms"]:g} ms apart; the same ones back every target. `litellm-1w`/`-2w`: the real LiteLLM proxy from the
-{s["litellm_stack"]} stack's rendered config (api_base pointing at the stand-ins, one deployment each) with
-`--num_workers` 1 or 2; `vllm-router`: the real router with the {s["router_stack"]} stack's arguments, the
-stand-ins registered with POST /workers. Requests per level: {s["requests_per_level"]} (budget
-{s["level_budget_s"]:g} s per level; failed, timed-out and unfinished requests count as errors). "gateway CPU %"
-is the CPU time of the target's processes (the stand-ins for direct) over the level's wall time, 100 = one core.
+Stand-ins ({s["stand_ins"]} processes of `tests/support/fake_vllm.py`, listen backlog {s["stand_in_backlog"]} as
+vLLM's) stream {s["tokens"]} tokens {s["itl_ms"]:g} ms apart; the same ones back every target. `direct`: the
+load generator spreads requests over the stand-ins. `litellm-1w`/`-2w`: the real LiteLLM proxy from the
+{s["litellm_stack"]} stack's rendered config (api_base pointing at the stand-ins, one deployment each) and
+arguments with `--num_workers` 1 or 2. `vllm-router`: the real router with the {s["router_stack"]} stack's
+arguments, the stand-ins registered with POST /workers instead of pod discovery. Streaming chat requests per
+level: {per_level_text} (after a discarded warm-up; at most {s["level_budget_s"]:g} s per level; failed,
+timed-out and unfinished requests count as errors). "+p50 vs direct" is the TTFT p50 minus direct's at the same
+concurrency; "CPU %" is the CPU time of the target's processes (the stand-ins for direct) over the level's wall
+time, 100 = one core, and "CPU ms/req" the same per successful request.
 
 {table}
 
-{" ".join(reading(rows))}
+{" ".join(reading(rows, s["itl_ms"]))}
 
-Caveat: the machine has {os.cpu_count()} cores shared by the load generator (one Python process), the stand-ins
-and the gateway, so once a gateway needs more than about one core the extra TTFT is partly CPU contention that a
-gateway pod with its own cores would not see; the direct rows carry the load generator's and the stand-ins' own
-cost, which the overhead columns subtract. The stand-ins answer instantly (no prefill), so these are the
-gateways' costs alone, not what a user sees on top of a real model.
+Caveats: the machine has {os.cpu_count()} cores shared by the load generator (one Python process), the stand-ins
+and the gateway, so a gateway that wants more than what is left (LiteLLM with 2 workers at 32 and beyond) is
+partly measuring CPU contention that a gateway pod with its own cores would not see; LiteLLM with 1 worker is
+one Python process and saturates one core whatever the machine. The stand-ins close the connection after each
+stream, so `direct` pays a new TCP connection per request in the load generator while the gateways keep the
+client's connections alive: small negative overheads are that and noise. The stand-ins have no prefill or
+decoding cost, so these are the gateways' costs alone. Each level is one run: a few ms either way is noise.
 
 ![TTFT overhead over direct](gateway_overhead.png)
 """
@@ -526,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer levels and requests: under 5 minutes")
     parser.add_argument("--concurrency", type=int, nargs="+", help="levels (default 1 8 32 64 128; quick 1 8 32 128)")
     parser.add_argument("--requests", type=int, help="requests per level, at least 2x its concurrency (200; quick 24)")
+    parser.add_argument("--logs", type=Path, help="keep the processes' logs and configs here (default: discarded)")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     levels: list[int] = args.concurrency or list(preset.concurrency)
@@ -541,13 +588,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     began = time.perf_counter()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="gateway-overhead-") as tmpdir:
-        tmp = Path(tmpdir)
+        tmp = Path(args.logs or tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
         ports = [free_port() for _ in range(STAND_INS)]
         stand_ins = [f"http://{HOST}:{p}" for p in ports]
         workers: list[subprocess.Popen[bytes]] = []
         try:
             for i, port in enumerate(ports):
-                workers.append(fake_vllm(port, models, f"w{i}", tmp / f"w{i}.log", tokens=TOKENS, itl_ms=ITL_MS))
+                workers.append(stand_in(port, models, f"w{i}", tmp / f"w{i}.log"))
             for i, port in enumerate(ports):
                 wait_http(f"http://{HOST}:{port}/health", 30, workers[i], tmp / f"w{i}.log")
             log(f"{STAND_INS} stand-ins up ({TOKENS} tokens, {ITL_MS:g} ms apart); levels {levels}")
@@ -571,6 +619,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "tokens": TOKENS,
             "itl_ms": ITL_MS,
             "stand_ins": STAND_INS,
+            "stand_in_backlog": STAND_IN_BACKLOG,
             "requests_per_level": {str(c): per_level(requests, c) for c in levels},
             "level_budget_s": budget_s,
             "request_timeout_s": REQUEST_TIMEOUT_S,

@@ -1167,6 +1167,14 @@ def resolve_autoscaling(
     )
 
 
+def resolve_gateway(spec: ClusterSpec) -> GatewaySpec:
+    """The gateway with its kind decided: vllm-router unless a model needs LiteLLM's rerank pass-through."""
+    if spec.gateway.kind is not None:
+        return spec.gateway
+    kind = "litellm" if any(m.task == "score" for m in spec.models) else "vllm-router"
+    return spec.gateway.model_copy(update={"kind": kind})
+
+
 def _resolved_backend(
     pool: PoolShape,
 ) -> ExistingBackendSpec | KarpenterBackendSpec | GkeBackendSpec | OvhBackendSpec:
@@ -1309,7 +1317,7 @@ def plan_cluster(
         weights_cache=spec.weights_cache,
         pools=pool_plans,
         models=[p for _, p in planned],
-        gateway=spec.gateway,
+        gateway=resolve_gateway(spec),
         auth=spec.auth,
         autoscaling=spec.autoscaling,
         monitoring=spec.monitoring,

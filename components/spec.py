@@ -199,10 +199,15 @@ class ModelSpec(SpecModel):
 class GatewaySpec(SpecModel):
     """The LLM gateway: routes OpenAI-compatible requests to model servers. Never owns client auth."""
 
-    kind: Literal["litellm", "vllm-router"] = "litellm"
+    # Default (None): vllm-router, which added ~10 ms to TTFT at 128 concurrent streams where LiteLLM added
+    # ~1-3 s (bench/results/gateway_overhead.md); LiteLLM when the stack serves rerank models, which the
+    # router cannot pass through.
+    kind: Literal["litellm", "vllm-router"] | None = None
     min_replicas: Annotated[int, Field(ge=1)] = 2
     max_replicas: Annotated[int, Field(ge=1)] = 4
-    workers: Annotated[int, Field(ge=1, le=32)] = 1
+    # LiteLLM worker processes per pod (one CPU each): 2 workers on 2 CPUs carried twice the streams of 1 at
+    # a third of the added TTFT (bench/results/gateway_overhead.md).
+    workers: Annotated[int, Field(ge=1, le=32)] = 2
     routing_policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = "cache_aware"
     num_retries: Annotated[int, Field(ge=0, le=10)] = 2
     timeout_seconds: Annotated[int, Field(ge=1)] = 600
@@ -519,7 +524,7 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
         )
 
     g = spec.gateway
-    if g.kind == "vllm-router":
+    if g.kind == "vllm-router":  # an explicit choice; the default picks LiteLLM for stacks with rerank models
         for i, model in enumerate(spec.models):
             if model.task == "score":
                 errors.append(

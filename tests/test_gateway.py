@@ -151,3 +151,22 @@ def test_bad_gateway_and_auth_input(change: Any, message: str) -> None:
     with pytest.raises(SpecError) as caught:
         load_cluster_spec(config)
     assert any(line.startswith(message) for line in caught.value.errors), caught.value.errors
+
+
+@pytest.mark.parametrize(("task", "kind"), [("generate", "vllm-router"), ("score", "litellm")])
+def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task: str, kind: str) -> None:
+    from components.catalog import load_gpu_catalog, load_model_catalog
+    from components.sizing import plan_cluster
+
+    model = "BAAI/bge-reranker-v2-m3" if task == "score" else "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    config = {
+        "storageClass": "fast",
+        "pools": [
+            {"name": "p", "gpu": "L4-24GB", "gpusPerNode": 1, "backend": {"kind": "existing", "nodeNames": ["n"]}}
+        ],
+        "models": [{"name": "m", "model": model, "pool": "p", "maxModelLen": 4096}],
+        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
+    }
+    plan = plan_cluster(load_cluster_spec(config), load_gpu_catalog(), load_model_catalog())
+    assert plan.gateway.kind == kind
+    assert plan.gateway.workers == 2
