@@ -483,6 +483,9 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
             raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
         arch = replace(arch, task=req.task)  # type: ignore[arg-type]
     weight_dtype, quant_flags = weight_dtype_for(req)
+    if arch.task != "generate" and (req.rope_factor or req.tool_call_parser):
+        field = "ropeScaling" if req.rope_factor else "toolCallParser"
+        raise SizingError([f"{req.field}.{field}: {arch.id} is a {arch.task} model; remove it"])
 
     native = arch.max_position
     rope_original: int | None = None
@@ -1167,12 +1170,19 @@ def resolve_autoscaling(
     )
 
 
-def resolve_gateway(spec: ClusterSpec) -> GatewaySpec:
+def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewaySpec:
     """The gateway with its kind decided: vllm-router unless a model needs LiteLLM's rerank pass-through."""
-    if spec.gateway.kind is not None:
-        return spec.gateway
-    kind = "litellm" if any(m.task == "score" for m in spec.models) else "vllm-router"
-    return spec.gateway.model_copy(update={"kind": kind})
+    scores = [m.name for m in models if m.task == "score"]
+    if gateway.kind == "vllm-router" and scores:
+        raise SizingError(
+            [
+                f"gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through ({', '.join(scores)} "
+                "serve rerank); use kind: litellm or leave kind out"
+            ]
+        )
+    if gateway.kind is not None:
+        return gateway
+    return gateway.model_copy(update={"kind": "litellm" if scores else "vllm-router"})
 
 
 def _resolved_backend(
@@ -1304,6 +1314,10 @@ def plan_cluster(
                     models=[p.name for _, p in on_pool],
                 )
             )
+    try:
+        gateway = resolve_gateway(spec.gateway, [p for _, p in planned])
+    except SizingError as exc:
+        errors += exc.errors
     if errors:
         raise SizingError(errors)
 
@@ -1317,7 +1331,7 @@ def plan_cluster(
         weights_cache=spec.weights_cache,
         pools=pool_plans,
         models=[p for _, p in planned],
-        gateway=resolve_gateway(spec),
+        gateway=gateway,
         auth=spec.auth,
         autoscaling=spec.autoscaling,
         monitoring=spec.monitoring,

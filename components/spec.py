@@ -160,7 +160,8 @@ class ModelSpec(SpecModel):
     model: Annotated[str, Field(min_length=1)]
     revision: str | None = None
     pool: str
-    task: Literal["generate", "embed", "score"] = "generate"
+    # Default: the catalog's (or config.json's) task for the model.
+    task: Literal["generate", "embed", "score"] | None = None
     quantization: Quantization = "auto"
     kv_cache_dtype: KvCacheDtype = "auto"
     max_model_len: Annotated[int, Field(ge=16)] | None = None
@@ -509,9 +510,9 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
                 f"{at}.prefixCaching: deterministic models run with prefix caching off; "
                 "remove prefixCaching or set deterministic: false"
             )
-        if model.task != "generate" and model.tool_call_parser:
+        if model.task not in (None, "generate") and model.tool_call_parser:
             errors.append(f"{at}.toolCallParser: only generate models call tools; remove it")
-        if model.rope_scaling and model.task != "generate":
+        if model.rope_scaling and model.task not in (None, "generate"):
             errors.append(f"{at}.ropeScaling: context extension applies to generate models only; remove it")
         for key in model.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
@@ -524,13 +525,6 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
         )
 
     g = spec.gateway
-    if g.kind == "vllm-router":  # an explicit choice; the default picks LiteLLM for stacks with rerank models
-        for i, model in enumerate(spec.models):
-            if model.task == "score":
-                errors.append(
-                    f"gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through (models[{i}] "
-                    f"{model.name} is a score model); use kind: litellm"
-                )
     if g.min_replicas > g.max_replicas:
         errors.append(
             f"gateway.minReplicas: {g.min_replicas} is greater than maxReplicas {g.max_replicas}; "

@@ -132,10 +132,6 @@ def test_network_policies_let_only_the_designed_paths_through(stack: str) -> Non
             "gateway.fallbacks.m: 'ghost' is not a served model",
         ),
         (lambda c: c["auth"].update(clients=[]), "auth.clients: list at least one client"),
-        (
-            lambda c: c.update(gateway={"kind": "vllm-router"}) or c["models"][0].update(task="score"),
-            "gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through",
-        ),
     ],
 )
 def test_bad_gateway_and_auth_input(change: Any, message: str) -> None:
@@ -170,3 +166,24 @@ def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task:
     plan = plan_cluster(load_cluster_spec(config), load_gpu_catalog(), load_model_catalog())
     assert plan.gateway.kind == kind
     assert plan.gateway.workers == 2
+
+
+def test_vllm_router_with_a_rerank_model_is_refused_by_the_plan() -> None:
+    from components.catalog import load_gpu_catalog, load_model_catalog
+    from components.sizing import SizingError, plan_cluster
+
+    config = {
+        "storageClass": "fast",
+        "pools": [
+            {"name": "p", "gpu": "L4-24GB", "gpusPerNode": 1, "backend": {"kind": "existing", "nodeNames": ["n"]}}
+        ],
+        "models": [{"name": "m", "model": "BAAI/bge-reranker-v2-m3", "pool": "p"}],
+        "gateway": {"kind": "vllm-router"},
+        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
+    }
+    with pytest.raises(SizingError) as caught:
+        plan_cluster(load_cluster_spec(config), load_gpu_catalog(), load_model_catalog())
+    assert caught.value.errors == [
+        "gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through (m serve rerank); "
+        "use kind: litellm or leave kind out"
+    ]
