@@ -14,8 +14,10 @@ tokens `ITL_MS` apart. The same stand-ins sit behind every target:
   discovery replaced by registering the stand-ins with POST /workers, host 127.0.0.1.
 
 Per target and concurrency level a bounded asyncio load generator (aiohttp) sends a fixed number of streaming
-chat requests (at least twice the concurrency, so every level reaches it) within a time budget; requests that
-fail, time out or are not finished within the budget count as errors. Per request it measures the time to the
+chat requests (at least four times the concurrency, so every level spends most of its time at it) within a time
+budget, from as many closed-loop clients as the concurrency, their first requests spread over one stream's
+duration (no synchronized burst at the start of a level); requests that fail, time out or are not finished within
+the budget count as errors. Per request it measures the time to the
 first content chunk (TTFT), the gaps between content chunks (ITL) and the total. Writes
 bench/results/gateway_overhead.json, .md and .png; progress goes to stderr. Everything runs on 127.0.0.1 and
 is stopped on the way out.
@@ -74,13 +76,14 @@ ROUTER_STACK = "dev"  # gateway.kind vllm-router, one generate model, round_robi
 @dataclass(frozen=True)
 class Preset:
     concurrency: tuple[int, ...]
-    requests: int  # per level, at least twice its concurrency
+    requests: int  # per level, at least MIN_WAVES times its concurrency
     level_budget_s: float
 
 
 QUICK = Preset((1, 8, 32, 128), 24, 60.0)
 FULL = Preset((1, 8, 32, 64, 128), 200, 180.0)
 REQUEST_TIMEOUT_S = 60.0
+MIN_WAVES = 4  # requests per level >= this x concurrency
 WARMUP = (8, 32)  # concurrency, requests: discarded, before the first level of every target
 START_TIMEOUT_S = 180.0
 GATEWAYS = ["litellm-1w", "litellm-2w", "vllm-router"]
@@ -284,7 +287,9 @@ async def stream_once(
         level.tokens += len(stamps)
 
 
-async def run_level(target: Target, concurrency: int, requests: int, budget_s: float, tokens: int) -> Level:
+async def run_level(
+    target: Target, concurrency: int, requests: int, budget_s: float, tokens: int, stagger_s: float
+) -> Level:
     """`requests` streaming requests, at most `concurrency` in flight, all within `budget_s`."""
     level = Level()
     deadline = time.monotonic() + budget_s
@@ -292,8 +297,10 @@ async def run_level(target: Target, concurrency: int, requests: int, budget_s: f
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
             nonlocal issued
+            # Spread the clients' first requests over one stream's duration: steady load, not a burst.
+            await asyncio.sleep(index * stagger_s / concurrency)
             while issued < requests:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -302,7 +309,7 @@ async def run_level(target: Target, concurrency: int, requests: int, budget_s: f
                 issued += 1
                 await stream_once(session, target, url, min(REQUEST_TIMEOUT_S, remaining), level, tokens)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
         _, pending = await asyncio.wait(tasks, timeout=budget_s + 15)
         for task in pending:
             task.cancel()
@@ -331,9 +338,9 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
-def session_cpu_seconds(sessions: list[int]) -> float:
-    """User + system CPU time of the live processes of these sessions (a gateway and its workers)."""
-    ticks = 0
+def session_cpu_seconds(sessions: list[int]) -> dict[int, float]:
+    """User + system CPU time per live process of these sessions (a gateway and its workers)."""
+    ticks: dict[int, int] = {}
     wanted = set(sessions)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -344,8 +351,8 @@ def session_cpu_seconds(sessions: list[int]) -> float:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
         if int(fields[3]) in wanted:  # session id
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime
+    return {pid: t / os.sysconf("SC_CLK_TCK") for pid, t in ticks.items()}
 
 
 def client_cpu_seconds() -> float:
@@ -356,9 +363,11 @@ def client_cpu_seconds() -> float:
 def measure(target: Target, concurrency: int, requests: int, budget_s: float) -> dict[str, Any]:
     cpu_before, client_before = session_cpu_seconds(target.sessions), client_cpu_seconds()
     started_at = time.perf_counter()
-    level = asyncio.run(run_level(target, concurrency, requests, budget_s, TOKENS))
+    level = asyncio.run(run_level(target, concurrency, requests, budget_s, TOKENS, TOKENS * ITL_MS / 1000))
     elapsed = time.perf_counter() - started_at
-    cpu = session_cpu_seconds(target.sessions) - cpu_before
+    cpu_after = session_cpu_seconds(target.sessions)
+    by_process = {pid: seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu_after.items()}
+    cpu = sum(by_process.values())
     client_cpu = client_cpu_seconds() - client_before
     ok = len(level.samples_ttft)
     wall = level.last_end - level.first_start if ok else elapsed
@@ -379,6 +388,8 @@ def measure(target: Target, concurrency: int, requests: int, budget_s: float) ->
         "tokens_per_s": round(level.tokens / wall, 1) if wall > 0 else None,
         "target_cpu_percent": round(100 * cpu / elapsed, 1),
         "cpu_ms_per_request": round(1000 * cpu / ok, 2) if ok else None,
+        # Per process, busiest first: how evenly a multi-worker gateway spreads the load.
+        "process_cpu_percent": sorted((round(100 * c / elapsed, 1) for c in by_process.values()), reverse=True),
         "client_cpu_percent": round(100 * client_cpu / elapsed, 1),
         "wall_s": round(elapsed, 2),
     }
@@ -394,14 +405,14 @@ def bench_target(target: Target, levels: list[int], requests: int, budget_s: flo
         log(
             f"{target.name} c={concurrency}: {row['ok']}/{n} ok in {row['wall_s']} s, ttft p50 {row['ttft_p50_ms']} "
             f"p99 {row['ttft_p99_ms']} ms, itl p50 {row['itl_p50_ms']} p99 {row['itl_p99_ms']} ms, "
-            f"{row['rps']} req/s, cpu {row['target_cpu_percent']}% (client {row['client_cpu_percent']}%)"
-            + (f", errors {row['error_kinds']}" if row["errors"] else "")
+            f"{row['rps']} req/s, cpu {row['target_cpu_percent']}% {row['process_cpu_percent']} "
+            f"(client {row['client_cpu_percent']}%)" + (f", errors {row['error_kinds']}" if row["errors"] else "")
         )
         time.sleep(1)  # let connections close between levels
 
 
 def per_level(requests: int, concurrency: int) -> int:
-    return max(requests, 2 * concurrency)
+    return max(requests, MIN_WAVES * concurrency)
 
 
 # ---------------------------------------------------------------- results
@@ -450,7 +461,7 @@ def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
         # Direct's own spread at the level: an overhead below it is not told apart from noise.
         noise = {c: max(5.0, 0.25 * (direct[c]["ttft_p50_ms"] or 0)) for c in levels}
         if all(abs(by_level[c]) <= noise[c] for c in levels):
-            where = "; within the noise of direct at every level"
+            where = f"; within {max(noise.values()):.3g} ms of direct (its noise) at every level"
         else:
             jumps = [(by_level[b] - by_level[a], a, b) for a, b in itertools.pairwise(levels)]
             worst = max(jumps, default=None)
@@ -465,6 +476,16 @@ def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
             else ""
         )
         sentences.append(f"{gateway} adds to direct's TTFT p50 {steps}{high}{where}{rate}.")
+    spread = [
+        r
+        for r in rows
+        if r["gateway"] != "direct"
+        and r["concurrency"] == max(levels_of(rows))
+        and len([c for c in r["process_cpu_percent"] if c >= 1]) > 1
+    ]
+    for r in spread:
+        busy = ", ".join(f"{c:g}%" for c in r["process_cpu_percent"] if c >= 1)
+        sentences.append(f"At {r['concurrency']} {r['gateway']}'s processes used {busy} of a core each.")
     bursts = [r for r in rows if r["itl_p50_ms"] is not None and r["itl_p50_ms"] < itl_ms / 2]
     if bursts:
         sentences.append(
@@ -482,6 +503,10 @@ def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
     else:
         sentences.append("No request failed at any level on any target.")
     return sentences
+
+
+def levels_of(rows: list[dict[str, Any]]) -> list[int]:
+    return sorted({r["concurrency"] for r in rows})
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> str:
@@ -512,22 +537,26 @@ load generator spreads requests over the stand-ins. `litellm-1w`/`-2w`: the real
 {s["litellm_stack"]} stack's rendered config (api_base pointing at the stand-ins, one deployment each) and
 arguments with `--num_workers` 1 or 2. `vllm-router`: the real router with the {s["router_stack"]} stack's
 arguments, the stand-ins registered with POST /workers instead of pod discovery. Streaming chat requests per
-level: {per_level_text} (after a discarded warm-up; at most {s["level_budget_s"]:g} s per level; failed,
-timed-out and unfinished requests count as errors). "+p50 vs direct" is the TTFT p50 minus direct's at the same
-concurrency; "CPU %" is the CPU time of the target's processes (the stand-ins for direct) over the level's wall
-time, 100 = one core, and "CPU ms/req" the same per successful request.
+level: {per_level_text}, from as many closed-loop clients as the concurrency whose first requests are spread
+over {s["client_stagger_s"]:g} s (one stream), after a discarded warm-up; at most {s["level_budget_s"]:g} s per
+level; failed, timed-out and unfinished requests count as errors. "+p50 vs direct" is the TTFT p50 minus
+direct's at the same concurrency; "CPU %" is the CPU time of the target's processes (the stand-ins for
+direct) over the level's wall time, 100 = one core, and "CPU ms/req" the same per successful request.
 
 {table}
 
 {" ".join(reading(rows, s["itl_ms"]))}
 
 Caveats: the machine has {os.cpu_count()} cores shared by the load generator (one Python process), the stand-ins
-and the gateway, so a gateway that wants more than what is left (LiteLLM with 2 workers at 32 and beyond) is
+and the gateway, so a gateway that wants more than what is left (LiteLLM with 2 workers under load) is
 partly measuring CPU contention that a gateway pod with its own cores would not see; LiteLLM with 1 worker is
 one Python process and saturates one core whatever the machine. The stand-ins close the connection after each
 stream, so `direct` pays a new TCP connection per request in the load generator while the gateways keep the
 client's connections alive: small negative overheads are that and noise. The stand-ins have no prefill or
-decoding cost, so these are the gateways' costs alone. Each level is one run: a few ms either way is noise.
+decoding cost, so these are the gateways' costs alone. The load generator keeps its connections to a gateway
+alive and each new connection goes to whichever LiteLLM worker accepts it first, so two workers' shares of the
+load can be uneven (per-process CPU in the JSON), as they can behind Envoy's pooled connections. Each level is
+one run: a few ms either way is noise.
 
 ![TTFT overhead over direct](gateway_overhead.png)
 """
@@ -571,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer levels and requests: under 5 minutes")
     parser.add_argument("--concurrency", type=int, nargs="+", help="levels (default 1 8 32 64 128; quick 1 8 32 128)")
-    parser.add_argument("--requests", type=int, help="requests per level, at least 2x its concurrency (200; quick 24)")
+    parser.add_argument("--requests", type=int, help="requests per level, at least 4x its concurrency (200; quick 24)")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs and configs here (default: discarded)")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -624,6 +653,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "level_budget_s": budget_s,
             "request_timeout_s": REQUEST_TIMEOUT_S,
             "warmup": {"concurrency": WARMUP[0], "requests": WARMUP[1]},
+            "client_stagger_s": TOKENS * ITL_MS / 1000,
             "litellm_stack": LITELLM_STACK,
             "router_stack": ROUTER_STACK,
             "litellm_args": litellm_args(litellm_plan),
