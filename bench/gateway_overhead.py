@@ -52,7 +52,9 @@ from matplotlib.figure import Figure
 from components.cli import plan_stack
 from components.gateway import litellm_args, litellm_config, router_args
 from components.sizing import ClusterPlan
-from tests.support.processes import VENV_BIN, free_port, start, stop, wait_http
+from tests.support.fake_vllm import StandInServer
+from tests.support.gateways import loopback_router_args, with_values
+from tests.support.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http
 
 RESULTS = Path(__file__).parent / "results"
 HOST = "127.0.0.1"
@@ -62,12 +64,6 @@ STAND_INS = 2  # the dev stack's two replicas; every target sees the same ones
 # fake_vllm's ThreadingHTTPServer listens with socketserver's backlog of 5: with more connections arriving at
 # once the kernel drops SYNs and clients retry after 1 s, 3 s... (ListenOverflows), a stand-in artefact that
 # would show up as TTFT tails on every target. vLLM (uvicorn) listens with 2048; so do the stand-ins here.
-STAND_IN_BACKLOG = 2048
-STAND_IN = (
-    "import http.server, sys; "
-    "http.server.ThreadingHTTPServer.request_queue_size = int(sys.argv.pop(1)); "
-    "from tests.support.fake_vllm import main; main()"
-)
 MASTER_KEY = "sk-bench-master-key-0123456789"
 LITELLM_STACK = "staging"  # gateway.kind litellm, one generate model, workers 1
 ROUTER_STACK = "dev"  # gateway.kind vllm-router, one generate model, round_robin
@@ -109,14 +105,6 @@ def generate_model(plan: ClusterPlan) -> str:
     return next(m.name for m in plan.models if m.task == "generate")
 
 
-def with_values(args: list[str], values: dict[str, str]) -> list[str]:
-    """`args` with the value after each flag in `values` replaced; every flag must be there."""
-    out = list(args)
-    for flag, value in values.items():
-        out[out.index(flag) + 1] = value
-    return out
-
-
 def bench_litellm_config(plan: ClusterPlan, stand_ins: list[str]) -> dict[str, Any]:
     """The rendered config with each model's api_base rewritten: one deployment per stand-in."""
     config = litellm_config(plan)
@@ -130,25 +118,6 @@ def bench_litellm_config(plan: ClusterPlan, stand_ins: list[str]) -> dict[str, A
     return config
 
 
-def bench_router_args(plan: ClusterPlan, port: int, metrics_port: int) -> list[str]:
-    """The rendered arguments without pod discovery (the stand-ins are registered instead), on loopback."""
-    args = router_args(plan)
-    out: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg == "--service-discovery":
-            pass
-        elif arg in ("--selector", "--service-discovery-namespace", "--service-discovery-port"):
-            skip = True
-        else:
-            out.append(arg)
-    return with_values(
-        out, {"--host": HOST, "--port": str(port), "--prometheus-host": HOST, "--prometheus-port": str(metrics_port)}
-    )
-
-
 def post_json(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
@@ -158,10 +127,7 @@ def post_json(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
 
 
 def stand_in(port: int, models: list[str], name: str, logfile: Path) -> subprocess.Popen[bytes]:
-    """tests/support/fake_vllm.py with a vLLM-sized listen backlog."""
-    args = [sys.executable, "-c", STAND_IN, str(STAND_IN_BACKLOG), "--port", str(port), "--name", name]
-    args += [a for m in models for a in ("--model", m)]
-    return start([*args, "--tokens", str(TOKENS), "--itl-ms", str(ITL_MS)], logfile)
+    return fake_vllm(port, models, name, logfile, tokens=TOKENS, itl_ms=ITL_MS)
 
 
 @contextmanager
@@ -208,7 +174,7 @@ def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: P
 @contextmanager
 def router_target(plan: ClusterPlan, stand_ins: list[str], tmp: Path) -> Iterator[Target]:
     port = free_port()
-    args = bench_router_args(plan, port, free_port())
+    args = loopback_router_args(plan, port, free_port())
     logfile = tmp / "vllm-router.log"
     log(f"starting vllm-router {' '.join(args)}")
     with started([str(VENV_BIN / "vllm-router"), *args], logfile) as process:
@@ -460,8 +426,8 @@ def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
         high = f" (p99 {tail[top]:+g} ms at {top})" if top in tail else ""
         # Direct's own spread at the level: an overhead below it is not told apart from noise.
         noise = {c: max(5.0, 0.25 * (direct[c]["ttft_p50_ms"] or 0)) for c in levels}
-        if all(abs(by_level[c]) <= noise[c] for c in levels):
-            where = f"; within {max(noise.values()):.3g} ms of direct (its noise) at every level"
+        if all(by_level[c] <= noise[c] for c in levels):
+            where = f"; at most {max(noise.values()):.3g} ms over direct (direct's own noise) at every level"
         else:
             jumps = [(by_level[b] - by_level[a], a, b) for a, b in itertools.pairwise(levels)]
             worst = max(jumps, default=None)
@@ -648,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "tokens": TOKENS,
             "itl_ms": ITL_MS,
             "stand_ins": STAND_INS,
-            "stand_in_backlog": STAND_IN_BACKLOG,
+            "stand_in_backlog": StandInServer.request_queue_size,
             "requests_per_level": {str(c): per_level(requests, c) for c in levels},
             "level_budget_s": budget_s,
             "request_timeout_s": REQUEST_TIMEOUT_S,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.gateway import router_args
 from components.sizing import ClusterPlan
 from tests.conftest import rendered
+from tests.support.gateways import loopback_router_args
 from tests.support.processes import VENV_BIN, fake_vllm, free_port, running, start, stop, wait_http
 
 MASTER_KEY = "sk-test-master-key-0123456789"
@@ -162,30 +162,10 @@ def plan_of(stack: str) -> ClusterPlan:
     return ClusterPlan.model_validate(rendered(stack).exports["plan"])
 
 
-def local_router_args(plan: ClusterPlan, port: int, metrics_port: int) -> list[str]:
-    """The rendered arguments with pod discovery taken out (workers are registered instead) and loopback ports."""
-    args = router_args(plan)
-    out: list[str] = []
-    skip = 0
-    for i, arg in enumerate(args):
-        if skip:
-            skip -= 1
-            continue
-        if arg == "--service-discovery":
-            continue
-        if arg in ("--selector", "--service-discovery-namespace", "--service-discovery-port"):
-            skip = 1
-            continue
-        value = {"--host": "127.0.0.1", "--port": str(port), "--prometheus-host": "127.0.0.1",
-                 "--prometheus-port": str(metrics_port)}.get(args[i - 1])  # fmt: skip
-        out.append(value if value is not None else arg)
-    return out
-
-
 def test_vllm_router_routes_each_model_to_its_workers_and_survives_a_dead_worker(tmp_path: Path) -> None:
     plan = plan_of("example-multinode")  # vllm-router, two models: multi-model (IGW) mode
     model_a, model_b = (m.name for m in plan.models)
-    args = local_router_args(plan, port := free_port(), free_port())
+    args = loopback_router_args(plan, port := free_port(), free_port())
     assert "--enable-igw" in args and args[args.index("--policy") + 1] == plan.gateway.routing_policy
     ports = {"a1": free_port(), "a2": free_port(), "b1": free_port()}
     workers = {

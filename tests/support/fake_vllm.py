@@ -195,8 +195,14 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+class StandInServer(ThreadingHTTPServer):
+    # Python's default listen backlog is 5; under 32+ concurrent connects the kernel drops SYNs and clients
+    # see 1 s / 3 s retransmit stalls. vLLM (uvicorn) listens with 2048.
+    request_queue_size = 2048
+
+
 def serve(port: int, models: list[str], name: str, tokens: int = 16, itl_ms: float = 0, fail_every: int = 0) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(FakeVllm(name, models, tokens, itl_ms, fail_every)))
+    server = StandInServer(("127.0.0.1", port), make_handler(FakeVllm(name, models, tokens, itl_ms, fail_every)))
     server.daemon_threads = True
     server.serve_forever()
 
