@@ -200,14 +200,14 @@ class ModelSpec(SpecModel):
 class GatewaySpec(SpecModel):
     """The LLM gateway: routes OpenAI-compatible requests to model servers. Never owns client auth."""
 
-    # Default (None): vllm-router, which added ~10 ms to TTFT at 128 concurrent streams where LiteLLM added
-    # ~1-3 s (bench/results/gateway_overhead.md); LiteLLM when the stack serves rerank models, which the
-    # router cannot pass through.
+    # Default (None): vllm-router, which added under 1 ms to TTFT at 128 concurrent streams where LiteLLM
+    # added 1.9-5.2 s (bench/results/gateway_overhead.md); LiteLLM when the stack serves rerank models, which
+    # the router cannot pass through.
     kind: Literal["litellm", "vllm-router"] | None = None
     min_replicas: Annotated[int, Field(ge=1)] = 2
     max_replicas: Annotated[int, Field(ge=1)] = 4
-    # LiteLLM worker processes per pod (one CPU each): 2 workers on 2 CPUs carried twice the streams of 1 at
-    # a third of the added TTFT (bench/results/gateway_overhead.md).
+    # LiteLLM worker processes per pod (one CPU each): 2 workers on 2 CPUs carried 1.7x the requests/s of 1
+    # with a fifth of the added TTFT at 32 streams (bench/results/gateway_overhead.md).
     workers: Annotated[int, Field(ge=1, le=32)] = 2
     routing_policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = "cache_aware"
     num_retries: Annotated[int, Field(ge=0, le=10)] = 2
