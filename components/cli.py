@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -324,8 +325,6 @@ def _arch(args: argparse.Namespace) -> ModelArch:
             f"(and --params-b), or use one of: {', '.join(models)}"
         )
     if args.params_b:
-        from dataclasses import replace
-
         arch = replace(arch, params_b=args.params_b)
     return arch
 

@@ -91,9 +91,7 @@ class ProgramRun:
         """Kubernetes objects (custom resources and node patches included), secrets masked."""
         objects = []
         for r in self.registrations:
-            if not r.type.startswith("kubernetes:") or r.type == HELM_RELEASE or r.type.startswith("kubernetes:helm"):
-                continue
-            if r.type.startswith("pulumi:providers:"):
+            if not r.type.startswith("kubernetes:") or r.type == HELM_RELEASE:
                 continue
             inputs = clean(r.inputs)
             obj = {k: inputs[k] for k in ("apiVersion", "kind", "metadata") if k in inputs}

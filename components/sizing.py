@@ -107,9 +107,12 @@ PLAN_FLAGS = {
     "--task": "task",
     "--runner": "task",
     "--convert": "task",
-    "--host": "nothing (the serving component sets it)",
-    "--port": "nothing (the serving component sets it)",
-    "--distributed-executor-backend": "nothing (the plan picks it for multi-node replicas)",
+}
+# Flags the components set, and which.
+COMPONENT_FLAGS = {
+    "--host": "the serving component sets it",
+    "--port": "the serving component sets it",
+    "--distributed-executor-backend": "the plan picks it for multi-node replicas",
 }
 PLAN_ENV = ("NCCL_P2P_DISABLE", "VLLM_BATCH_INVARIANT", "HF_TOKEN", "HF_HOME")
 
@@ -529,14 +532,13 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
         rungs.append((*SMALL_GPU_DEFAULTS, small_budget))
     if arch.task != "generate":
         rungs = [(seqs, max(tokens, max_len), b) for seqs, tokens, b in rungs]  # no chunked prefill in pooling
-    kv_dtype = req.kv_cache_dtype
     return Resolved(
         arch=arch,
         weight_dtype=weight_dtype,
         quant_flags=tuple(quant_flags),
         max_model_len=max_len,
         rope_original=rope_original,
-        kv_dtype=kv_dtype,
+        kv_dtype=req.kv_cache_dtype,
         rungs=tuple(rungs),
         budget=budget,
         min_concurrency=req.min_concurrency,
@@ -827,9 +829,9 @@ def _check_extra_args(req: SizingRequest) -> None:
         if flag in PLAN_FLAGS:
             errors.append(
                 f"{req.field}.extraArgs: {flag} contradicts the plan, which sets it; set {PLAN_FLAGS[flag]} instead"
-                if not PLAN_FLAGS[flag].startswith("nothing")
-                else f"{req.field}.extraArgs: {flag} is set by the plan; remove it {PLAN_FLAGS[flag][8:]}"
             )
+        elif flag in COMPONENT_FLAGS:
+            errors.append(f"{req.field}.extraArgs: {flag} is set by the plan; remove it ({COMPONENT_FLAGS[flag]})")
     for flag in ("--max-num-seqs", "--max-num-batched-tokens"):
         try:
             _flag_int(req.extra_args, flag)
@@ -930,7 +932,7 @@ def serving_config(
         warnings.append(
             f"{shape.gpu_id} has no FP8 tensor cores: FP8 weights run weight-only (Marlin), saving memory, not compute"
         )
-    if a.sliding_window_layers and r.kv_dtype is not None:
+    if a.sliding_window_layers:
         warnings.append(
             f"{a.sliding_window_layers} of {a.layers} layers use a {a.sliding_window}-token sliding window; KV is "
             "sized as full attention, so vLLM may report more tokens"

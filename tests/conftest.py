@@ -20,8 +20,7 @@ def stack_config(stack: str) -> Any:
 @functools.cache
 def rendered(stack: str) -> ProgramRun:
     """One offline run per stack per session (each run clears the shared mock monitor first)."""
-    run = run_program(stack_config(stack))
-    return ProgramRun(registrations=list(run.registrations), exports=dict(run.exports))
+    return run_program(stack_config(stack))
 
 
 @pytest.fixture(params=STACKS)
