@@ -74,10 +74,16 @@ UNQUANTIZED = ("bf16", "fp16", "fp32")
 LARGE_GPU_THRESHOLD_GIB = 70.0
 LARGE_GPU_DEFAULTS = (1024, 8192)  # (max_num_seqs, max_num_batched_tokens)
 SMALL_GPU_DEFAULTS = (256, 2048)
+# Compute capabilities vLLM 0.13's batch-invariant mode has kernels for: its own matmuls on 8.0, 8.9 and
+# the 10.x family, cuBLAS without split-K on 9.0 (enable_batch_invariant_mode in
+# vllm/model_executor/layers/batch_invariant.py). Other GPUs get no invariant matmul.
+BATCH_INVARIANT_CAPABILITIES = ("8.0", "8.9", "9.0")
+BATCH_INVARIANT_FAMILIES = ("10",)
 # How far the CLI looks for multi-node shapes when no pool bounds it.
 CLI_MAX_NODES = 16
 
 Objective = Literal["throughput", "latency"]
+RopeType = Literal["native", "yarn"]
 
 # Flags the plan owns, and the spec field that sets each.
 PLAN_FLAGS = {
@@ -254,7 +260,9 @@ class Sizing(PlanModel):
     checkpoint_gib: float  # on disk, as downloaded (a 16-bit checkpoint quantized at load time stays 16-bit)
     gpus_per_pod: int
     max_model_len: int
+    rope_type: RopeType  # yarn: positions past the trained context, through --hf-overrides
     max_num_seqs: int
+    max_num_batched_tokens: int
     memory: MemoryPlan
     kv_cache_tokens: int | None
     max_concurrency: float | None
@@ -697,7 +705,9 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
         checkpoint_gib=round(weight_bytes(r.arch, _on_disk(r.arch.checkpoint_dtype), 1, 1)[1] / GIB, 2),
         gpus_per_pod=gpus // nodes,
         max_model_len=r.max_model_len,
+        rope_type="yarn" if r.rope_original else "native",
         max_num_seqs=c.max_num_seqs,
+        max_num_batched_tokens=c.batched_tokens,
         memory=MemoryPlan(
             gpu_total=round(shape.memory_gib, 2),
             usable=round(r.budget / GIB, 2),
@@ -844,6 +854,11 @@ def _check_extra_args(req: SizingRequest) -> None:
         raise SizingError(errors)
 
 
+def has_batch_invariant_kernels(compute_capability: str) -> bool:
+    family = compute_capability.split(".")[0]
+    return compute_capability in BATCH_INVARIANT_CAPABILITIES or family in BATCH_INVARIANT_FAMILIES
+
+
 def serving_config(
     req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, nodes: int
 ) -> tuple[list[str], dict[str, str], list[str]]:
@@ -898,7 +913,7 @@ def serving_config(
     if not shape.peer_to_peer:
         env["NCCL_P2P_DISABLE"] = "1"
     if req.deterministic:
-        if float(shape.compute_capability) >= 9.0:
+        if has_batch_invariant_kernels(shape.compute_capability):
             env["VLLM_BATCH_INVARIANT"] = "1"
         else:
             warnings.append(

@@ -1,0 +1,168 @@
+"""Hand the vLLM containers we render to the real vLLM package (in `.venv-vllm`) on a stand-in GPU.
+
+Three stand-ins, each for something this machine lacks, and nothing else:
+- an offline Hugging Face cache built from the catalog's real config files (no network);
+- a libcuda.so.1 whose functions all answer "no device", so vllm._C loads (no driver); its symbol list is
+  read from the installed vLLM binaries with `nm`;
+- NVML answers for the pool's GPU, inside `vllm_standin.py` (no GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.catalog import CATALOG_DIR, GpuType
+from tests.support.processes import PROJECT_DIR
+
+VLLM_VENV = PROJECT_DIR / ".venv-vllm"
+STANDIN = Path(__file__).with_name("vllm_standin.py")
+CONFIG_FILES = (
+    "config.json",
+    "sentence_bert_config.json",
+    "modules.json",
+    "tokenizer_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
+# What the LWS webhook puts into a group's pods; the kubelet expands $(VAR) in args from it.
+LWS_ENV = {"LWS_WORKER_INDEX": "1", "LWS_LEADER_ADDRESS": "127.0.0.1"}
+NO_DEVICE = 100  # CUDA_ERROR_NO_DEVICE
+
+
+@dataclass(frozen=True)
+class VllmContainer:
+    """One `vllm serve` container of a rendered workload, with the GPU its pool has."""
+
+    name: str  # <object>/<role>
+    args: list[str]
+    env: dict[str, str]
+    gpu: GpuType
+    gpus_per_node: int
+    nvlink: bool
+
+
+def vllm_python() -> Path:
+    python = VLLM_VENV / "bin" / "python"
+    if not python.exists():
+        raise AssertionError(f"{python} is missing: install it with the README's test command (requirements-vllm.txt)")
+    return python
+
+
+def containers_of(manifests: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(name, pod spec, container) for every vLLM container of every Deployment and LeaderWorkerSet."""
+    found = []
+    for obj in manifests:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Deployment":
+            templates = {"single": obj["spec"]["template"]}
+        elif obj["kind"] == "LeaderWorkerSet":
+            group = obj["spec"]["leaderWorkerTemplate"]
+            templates = {"leader": group["leaderTemplate"], "worker": group["workerTemplate"]}
+        else:
+            continue
+        for role, template in templates.items():
+            for container in template["spec"]["containers"]:
+                if container.get("command", [])[:2] == ["vllm", "serve"]:
+                    found.append((f"{name}/{role}", template["spec"], container))
+    return found
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """The kubelet's $(VAR) expansion of container args."""
+    return re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def container_env(container: dict[str, Any]) -> dict[str, str]:
+    env = dict(LWS_ENV)
+    for item in container.get("env", []):
+        # Values from Secrets (HF_TOKEN) are credentials vLLM does not parse; a placeholder stands in.
+        env[item["name"]] = item.get("value", "stand-in")
+    return env
+
+
+def hf_cache(root: Path, models: dict[str, str | None]) -> Path:
+    """An offline HF cache: each model's real config files at the revision its args pin (else `main`)."""
+    hub = root / "hub"
+    for model_id, revision in models.items():
+        source = CATALOG_DIR / "configs" / model_id
+        if not (source / "config.json").exists():
+            raise AssertionError(f"{model_id}: no real config.json under {source}")
+        repo = hub / f"models--{model_id.replace('/', '--')}"
+        snapshot = repo / "snapshots" / (revision or "0" * 40)
+        for name in CONFIG_FILES:
+            if (source / name).exists():
+                (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+                (snapshot / name).write_bytes((source / name).read_bytes())
+        if revision is None:
+            (repo / "refs").mkdir(parents=True, exist_ok=True)
+            (repo / "refs" / "main").write_text("0" * 40)
+    return root
+
+
+def standin_libcuda(root: Path) -> Path:
+    """libcuda.so.1 defining every driver symbol the installed vLLM binaries import, each failing."""
+    package = next((VLLM_VENV / "lib").glob("python3*/site-packages/vllm"))
+    symbols: set[str] = set()
+    for binary in package.glob("*.so"):
+        listing = subprocess.run(
+            ["nm", "-D", "--undefined-only", str(binary)], capture_output=True, text=True, check=True
+        )
+        symbols.update(s for s in re.findall(r"\bU (cu[A-Z]\w*)", listing.stdout))
+    source = root / "libcuda.c"
+    source.write_text("".join(f"int {s}(void) {{ return {NO_DEVICE}; }}\n" for s in sorted(symbols)))
+    library = root / "libcuda.so.1"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(library), str(source)], check=True)
+    return root
+
+
+def nvml_name(gpu: GpuType) -> str:
+    """The catalog's name without its descriptive parenthesis, as nvidia-smi prints it."""
+    return gpu.name.split(" (")[0]
+
+
+def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict[str, Any]]:
+    """vLLM's verdict on each container: its refusal (`error`) or the facts of its engine config."""
+    models = {}
+    for c in containers:
+        revision = c.args[c.args.index("--revision") + 1] if "--revision" in c.args else None
+        models[c.args[0]] = revision
+    hf_home = hf_cache(workdir / "hf", models)
+    libcuda = standin_libcuda(workdir)
+    payload = [
+        {
+            "name": c.name,
+            "args": [expand(a, c.env) for a in c.args],
+            "env": c.env,
+            "gpu": {
+                "name": nvml_name(c.gpu),
+                "memory_mib": c.gpu.memory_mib,
+                "capability": c.gpu.compute_capability,
+                "count": c.gpus_per_node,
+                "nvlink": c.nvlink,
+            },
+        }
+        for c in containers
+    ]
+    results = workdir / "results.json"
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "LD_LIBRARY_PATH": str(libcuda), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
+    log = workdir / "vllm.log"
+    with log.open("wb") as out:
+        done = subprocess.run(
+            [str(vllm_python()), str(STANDIN), str(results)],
+            input=json.dumps(payload).encode(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=60 + 120 * len(containers),
+        )
+    if done.returncode != 0 or not results.exists():
+        raise AssertionError(f"the vLLM stand-in run failed ({done.returncode}):\n{log.read_text()[-4000:]}")
+    answer: dict[str, dict[str, Any]] = json.loads(results.read_text())
+    return answer

@@ -1,0 +1,123 @@
+"""Every vLLM container of every stack, judged by the real vLLM at the pinned version.
+
+vLLM's own `vllm serve` parser and validators, `from_cli_args`, its VLLM_* variable parsers and
+`create_engine_config` run over the rendered args and env, with the model's real config files and a stand-in
+for the pool's GPU. A refusal fails with vLLM's own message; an accepted config must match the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.catalog import load_gpu_catalog
+from components.cli import load_stack_spec, plan_stack
+from components.labels import POOL_LABEL
+from components.sizing import UNQUANTIZED, ModelPlan
+from tests.conftest import STACKS, rendered
+from tests.engine.engine_run import VllmContainer, container_env, containers_of, run_engine
+
+
+TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    owners: dict[str, ModelPlan]  # container name -> the model it serves
+    answers: dict[str, dict[str, Any]]  # container name -> vLLM's answer
+    deterministic: set[str]  # models the stack asks to be deterministic
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def verdicts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Verdicts:
+    stack = str(request.param)
+    plan = plan_stack(stack)
+    gpus = load_gpu_catalog()
+    pools = {p.name: p for p in plan.pools}
+    models = {m.name: m for m in plan.models}
+    containers, owners = [], {}
+    for name, pod, container in containers_of(rendered(stack).manifests):
+        pool = pools[pod["nodeSelector"][POOL_LABEL]]
+        gpu = gpus[pool.gpu]
+        nvlink = pool.nvlink_domain > 1
+        containers.append(
+            VllmContainer(name, container["args"], container_env(container), gpu, pool.gpus_per_node, nvlink)
+        )
+        owners[name] = models[name.split("/")[0]]
+    assert containers, f"{stack}: no vLLM container rendered"
+    deterministic = {m.name for m in load_stack_spec(stack).models if m.deterministic}
+    return Verdicts(owners, run_engine(containers, tmp_path_factory.mktemp(f"vllm-{stack}")), deterministic)
+
+
+def test_vllm_accepts_every_container(verdicts: Verdicts) -> None:
+    owners, answers = verdicts.owners, verdicts.answers
+    refused = {name: answers[name]["error"] for name in owners if "error" in answers[name]}
+    assert not refused, "vLLM refuses:\n" + "\n".join(f"{name}: {error}" for name, error in refused.items())
+
+
+def expected_facts(model: ModelPlan) -> dict[str, Any]:
+    return {
+        "max_model_len": model.max_model_len,
+        "kv_cache_dtype": model.kv_cache_dtype,
+        "runner": "generate" if model.task == "generate" else "pooling",
+        "tensor_parallel_size": model.tp,
+        "pipeline_parallel_size": model.pp,
+        "nnodes": model.nodes_per_replica,
+        "max_num_seqs": model.max_num_seqs,
+        "max_num_batched_tokens": model.max_num_batched_tokens,
+        "rope_type": "yarn" if model.rope_type == "yarn" else "not yarn",
+        "quantized": model.weight_dtype not in UNQUANTIZED,
+    }
+
+
+def engine_facts(answer: dict[str, Any]) -> dict[str, Any]:
+    facts = {key: answer[key] for key in ("max_model_len", "kv_cache_dtype", "runner", "tensor_parallel_size",
+                                          "pipeline_parallel_size", "nnodes", "max_num_seqs",
+                                          "max_num_batched_tokens")}  # fmt: skip
+    if facts["kv_cache_dtype"] == "auto":  # the KV cache takes the model's dtype
+        facts["kv_cache_dtype"] = TORCH_DTYPES.get(answer["dtype"], answer["dtype"])
+    facts["rope_type"] = "yarn" if answer["rope_type"] == "yarn" else "not yarn"
+    facts["quantized"] = answer["quantization"] is not None
+    return facts
+
+
+def test_engine_config_matches_the_plan(verdicts: Verdicts) -> None:
+    owners, answers = verdicts.owners, verdicts.answers
+    mismatches = []
+    for name, model in owners.items():
+        answer = answers[name]
+        if "error" in answer:
+            continue  # reported by test_vllm_accepts_every_container
+        want, got = expected_facts(model), engine_facts(answer)
+        mismatches += [f"{name}.{key}: plan {want[key]!r}, vLLM {got[key]!r}" for key in want if want[key] != got[key]]
+        if "--quantization" in model.vllm_args:
+            asked = model.vllm_args[model.vllm_args.index("--quantization") + 1]
+            if answer["quantization"] != asked:
+                mismatches.append(f"{name}.quantization: plan {asked}, vLLM {answer['quantization']}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_batch_invariance_follows_vllms_own_capability_rule(verdicts: Verdicts) -> None:
+    """VLLM_BATCH_INVARIANT is set exactly for deterministic models on GPUs vLLM has invariant kernels for."""
+    wrong = []
+    for name, model in verdicts.owners.items():
+        answer = verdicts.answers[name]
+        if "error" in answer or model.name not in verdicts.deterministic:
+            continue
+        supported = answer["batch_invariant_kernels"] != "none"
+        enabled = model.env.get("VLLM_BATCH_INVARIANT") == "1"
+        if supported != enabled:
+            wrong.append(f"{name}: vLLM kernels {answer['batch_invariant_kernels']}, plan sets it {enabled}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_stand_in_reproduces_a_known_refusal(tmp_path: Path) -> None:
+    """The rope_scaling dict override that 0.13 applies too late: vLLM must refuse 131072 (measured on main)."""
+    gpu = load_gpu_catalog()["H100-SXM-80GB"]
+    override = '{"rope_scaling":{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}}'
+    args = ["Qwen/Qwen2.5-32B-Instruct", "--max-model-len", "131072", "--hf-overrides", override]
+    answers = run_engine([VllmContainer("legacy-yarn", args, {}, gpu, 8, True)], tmp_path)
+    assert "greater than the derived max_model_len" in answers["legacy-yarn"]["error"]
