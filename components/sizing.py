@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -494,9 +494,14 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
             raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
         arch = replace(arch, task=req.task)  # type: ignore[arg-type]
     weight_dtype, quant_flags = weight_dtype_for(req)
-    if arch.task != "generate" and (req.rope_factor or req.tool_call_parser):
-        field = "ropeScaling" if req.rope_factor else "toolCallParser"
-        raise SizingError([f"{req.field}.{field}: {arch.id} is a {arch.task} model; remove it"])
+    if arch.task != "generate" and req.tool_call_parser:
+        raise SizingError([f"{req.field}.toolCallParser: {arch.id} is a {arch.task} model; remove it"])
+    if req.rope_factor and not arch.rope_theta:
+        raise SizingError(
+            [
+                f"{req.field}.ropeScaling: {arch.id} learns absolute positions (no RoPE); YaRN cannot extend them, remove it"
+            ]
+        )
 
     native = arch.max_position
     rope_original: int | None = None
@@ -517,13 +522,9 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
         original = arch.yarn_original_max_position or native
         raise SizingError(
             [
-                f"{req.field}.maxModelLen: {max_len} exceeds the native context {native} of {arch.id}; "
+                f"{req.field}.maxModelLen: {max_len} exceeds the {native} positions {arch.id} was trained on; "
                 f"lower it to {native}"
-                + (
-                    f" or add ropeScaling: {{factor: {math.ceil(max_len / original)}}} (YaRN)"
-                    if arch.task == "generate"
-                    else ""
-                )
+                + (f" or add ropeScaling: {{factor: {-(-max_len // original)}}} (YaRN)" if arch.rope_theta else "")
             ]
         )
 
@@ -854,6 +855,20 @@ def _check_extra_args(req: SizingRequest) -> None:
         raise SizingError(errors)
 
 
+def yarn_overrides(a: ModelArch, req: SizingRequest, r: Resolved) -> dict[str, Any]:
+    """YaRN as vLLM 0.13 applies it: a dict override replaces the config attribute after vLLM has already
+    turned `rope_scaling` into `rope_parameters` (ModelConfig._apply_dict_overrides, patch_rope_parameters), so
+    the override must be `rope_parameters` itself, with the model's rope_theta, which it replaces too."""
+    return {
+        "rope_parameters": {
+            "rope_type": "yarn",
+            "factor": req.rope_factor,
+            "original_max_position_embeddings": r.rope_original,
+            "rope_theta": a.rope_theta,
+        }
+    }
+
+
 def has_batch_invariant_kernels(compute_capability: str) -> bool:
     family = compute_capability.split(".")[0]
     return compute_capability in BATCH_INVARIANT_CAPABILITIES or family in BATCH_INVARIANT_FAMILIES
@@ -885,14 +900,7 @@ def serving_config(
     if (c.max_num_seqs, c.batched_tokens) != shape.batch_defaults and r.rungs[0][:2] == shape.batch_defaults:
         args += ["--max-num-seqs", str(c.max_num_seqs), "--max-num-batched-tokens", str(c.batched_tokens)]
     if r.rope_original:
-        overrides = {
-            "rope_scaling": {
-                "rope_type": "yarn",
-                "factor": req.rope_factor,
-                "original_max_position_embeddings": r.rope_original,
-            }
-        }
-        args += ["--hf-overrides", json.dumps(overrides, separators=(",", ":"))]
+        args += ["--hf-overrides", json.dumps(yarn_overrides(a, req, r), separators=(",", ":"))]
     if a.task != "generate":
         args += ["--runner", "pooling"]
     if req.trust_remote_code if req.trust_remote_code is not None else a.trust_remote_code:

@@ -512,8 +512,6 @@ def _cross_checks(spec: ClusterSpec) -> list[str]:
             )
         if model.task not in (None, "generate") and model.tool_call_parser:
             errors.append(f"{at}.toolCallParser: only generate models call tools; remove it")
-        if model.rope_scaling and model.task not in (None, "generate"):
-            errors.append(f"{at}.ropeScaling: context extension applies to generate models only; remove it")
         for key in model.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 errors.append(f"{at}.env.{key}: not a valid environment variable name")

@@ -446,7 +446,7 @@ CASES = [
         model(maxModelLen=65536),
         SizingError,
         "models[0].maxModelLen",
-        ("65536 exceeds the native context 32768", "lower it to 32768", "ropeScaling: {factor: 2}"),
+        ("65536 exceeds the 32768 positions", "was trained on; lower it to 32768", "ropeScaling: {factor: 2}"),
         id="context-beyond-native-without-yarn",
     ),
     pytest.param(

@@ -90,6 +90,8 @@ class ModelArch:
     sliding_window: int = 0
     vllm_args: tuple[str, ...] = ()
     yarn_original_max_position: int = 0
+    # RoPE base frequency; 0 for learned absolute positions (BERT/XLM-R), which no rope override can extend.
+    rope_theta: float = 0.0
     source: str = ""
     params_estimated: bool = False
     notes: tuple[str, ...] = field(default=())
@@ -134,24 +136,101 @@ def load_gpu_catalog(path: Path = CATALOG_DIR / "gpus.yaml") -> dict[str, GpuTyp
     return catalog
 
 
-_MODEL_KEYS = {f for f in ModelArch.__dataclass_fields__} - {"params_estimated", "notes"}
+# The architecture a config.json states; a row with a shipped config must not repeat these.
+_CONFIG_FACTS = {
+    "architecture", "attention", "layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab",
+    "tie_embeddings", "max_position", "experts", "experts_per_token", "moe_intermediate", "shared_experts",
+    "dense_layers", "kv_lora_rank", "qk_rope_head_dim", "fp8_block", "sliding_window_layers", "sliding_window",
+    "rope_theta",
+}  # fmt: skip
+# Facts a config.json does not carry (or that the card adds); these stay in models.yaml.
+_ROW_FACTS = {"id", "task", "params_b", "checkpoint_dtype", "trust_remote_code", "vllm_args",
+              "yarn_original_max_position", "source"}  # fmt: skip
+ConfigStatus = Literal["shipped", "unverified", "missing"]
+
+
+def config_path(model_id: str) -> Path:
+    """Where the model's real HF config.json is shipped (components/catalog/configs/<org>/<name>/config.json)."""
+    return CATALOG_DIR / "configs" / model_id / "config.json"
+
+
+class ModelCatalog(dict[str, ModelArch]):
+    """The usable models by id; a model whose real config.json was not found is refused on lookup."""
+
+    def __init__(self, refused: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.refused: dict[str, str] = dict(refused or {})
+
+    def _refuse(self, model_id: str) -> None:
+        if model_id in self.refused:
+            ship = config_path(model_id).relative_to(CATALOG_DIR.parents[1])
+            raise CatalogError(
+                f"model {model_id}: refused by components/catalog/models.yaml: its real config.json could not be "
+                f"found ({self.refused[model_id]}); ship it as {ship} "
+                "with a line in configs/SOURCES.txt, or pass configPath"
+            )
+
+    def __getitem__(self, model_id: str) -> ModelArch:
+        self._refuse(model_id)
+        return super().__getitem__(model_id)
+
+    def get(self, model_id: str, default: Any = None, /) -> Any:
+        self._refuse(model_id)
+        return super().get(model_id, default)
+
+
+def _status(row: dict[str, Any], where: str) -> tuple[ConfigStatus, str]:
+    config = row.get("config")
+    if config is None:
+        return "shipped", ""
+    valid = isinstance(config, dict) and config.get("status") in ("unverified", "missing") and config.get("reason")
+    if not valid:
+        raise CatalogError(f"{where}: config: expected {{status: unverified|missing, reason: ...}}, got {config!r}")
+    return config["status"], str(config["reason"])
+
+
+def _from_shipped_config(row: dict[str, Any], where: str) -> ModelArch:
+    repeated = sorted(_CONFIG_FACTS & set(row))
+    if repeated:
+        raise CatalogError(f"{where}: {repeated} come from its shipped config.json; remove them from the row")
+    path = config_path(row["id"])
+    if not path.is_file():
+        raise CatalogError(f"{where}: no shipped config at {path}; ship the real file or mark the row config: missing")
+    arch = load_hf_config(path, row["id"], float(row["params_b"]))
+    if row["task"] != arch.task:
+        raise CatalogError(f"{where}: task {row['task']!r} but its config.json says {arch.task!r}")
+    overrides = {k: row[k] for k in _ROW_FACTS - {"id", "params_b", "task"} if row.get(k) is not None}
+    overrides["vllm_args"] = tuple(str(a) for a in overrides.get("vllm_args", ()))
+    overrides["source"] = f"configs/{row['id']}/config.json; {row.get('source', '')}".rstrip("; ")
+    return replace(arch, **overrides)
+
+
+def _from_row(row: dict[str, Any], reason: str) -> ModelArch:
+    values = {k: v for k, v in row.items() if v is not None and k != "config"}
+    values["vllm_args"] = tuple(str(a) for a in values.get("vllm_args", ()))
+    values["checkpoint_dtype"] = str(values.get("checkpoint_dtype", "bf16"))
+    return ModelArch(**values, notes=(f"numbers not verified against the real config.json: {reason}",))
 
 
 @functools.cache
 def load_model_catalog(path: Path = CATALOG_DIR / "models.yaml") -> dict[str, ModelArch]:
-    rows = yaml.safe_load(path.read_text())["models"]
-    catalog: dict[str, ModelArch] = {}
-    for row in rows:
-        unknown = set(row) - _MODEL_KEYS
+    """Rows with a shipped config.json take their architecture from it; `config: unverified` rows (models a stack
+    serves) keep hand-typed numbers; `config: missing` rows are refused on lookup."""
+    catalog = ModelCatalog()
+    for row in yaml.safe_load(path.read_text())["models"]:
+        where = f"{path}: model {row.get('id')}"
+        unknown = set(row) - (_CONFIG_FACTS | _ROW_FACTS | {"config"})
         if unknown:
-            raise CatalogError(f"{path}: model {row.get('id')}: unknown keys {sorted(unknown)}")
-        values = {k: v for k, v in row.items() if v is not None}
-        values["vllm_args"] = tuple(str(a) for a in values.get("vllm_args", ()))
-        values["checkpoint_dtype"] = str(values.get("checkpoint_dtype", "bf16"))
-        arch = ModelArch(**values)
-        if arch.id in catalog:
-            raise CatalogError(f"{path}: model id {arch.id} appears twice")
-        catalog[arch.id] = arch
+            raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
+        if row["id"] in catalog or row["id"] in catalog.refused:
+            raise CatalogError(f"{path}: model id {row['id']} appears twice")
+        status, reason = _status(row, where)
+        if status == "missing":
+            catalog.refused[row["id"]] = reason
+        elif status == "unverified":
+            catalog[row["id"]] = _from_row(row, reason)
+        else:
+            catalog[row["id"]] = _from_shipped_config(row, where)
     return catalog
 
 
@@ -196,6 +275,12 @@ def arch_from_hf_config(
         _first(text, ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"), "context length", where)
     )
     intermediate = int(text.get("intermediate_size") or text.get("ffn_dim") or text.get("n_inner") or 4 * hidden)
+    # The names vLLM reads the RoPE base under (patch_rope_parameters in vllm/transformers_utils/config.py).
+    rope_theta = float(text.get("rope_theta") or text.get("rotary_emb_base") or 0.0)
+    if text.get("max_trained_positions"):
+        # Nomic BERT: vLLM caps the context at the trained positions unless a rope extension is configured
+        # (NomicBertModelConfig in vllm/model_executor/models/config.py).
+        max_position = min(max_position, int(text["max_trained_positions"]))
 
     experts = int(text.get("n_routed_experts") or text.get("num_local_experts") or text.get("num_experts") or 0)
     moe = {}
@@ -220,6 +305,10 @@ def arch_from_hf_config(
     task: Task = "generate"
     if attention == "encoder":
         task = "score" if any(a.endswith("ForSequenceClassification") for a in architectures) else "embed"
+        # RoBERTa-style position ids start after the padding index, so 8194 positions hold 8192 tokens.
+        if model_type in ("roberta", "xlm-roberta") and text.get("pad_token_id") is not None:
+            max_position -= int(text["pad_token_id"]) + 1
+    sliding = _sliding_window(text, layers, model_type)
 
     quant = cfg.get("quantization_config") or text.get("quantization_config") or {}
     fp8_block = 0
@@ -252,10 +341,14 @@ def arch_from_hf_config(
         head_dim=head_dim,
         intermediate=intermediate,
         vocab=vocab,
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
+        # Absent key: PretrainedConfig ties by default (encoders); decoder configs here all state it.
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", attention == "encoder"))),
         max_position=max_position,
+        rope_theta=rope_theta,
         checkpoint_dtype=checkpoint_dtype,
         fp8_block=fp8_block,
+        sliding_window_layers=sliding[0],
+        sliding_window=sliding[1],
         source=source,
         notes=tuple(notes),
         **moe,  # type: ignore[arg-type]
@@ -264,6 +357,21 @@ def arch_from_hf_config(
     if params_b is not None:
         return replace(arch, params_b=params_b)
     return replace(arch, params_b=round(estimate_params(arch) / 1e9, 3), params_estimated=True)
+
+
+def _sliding_window(text: dict[str, Any], layers: int, model_type: str) -> tuple[int, int]:
+    """(layers with a sliding window, window); Qwen2 configs state a window they do not use."""
+    window = int(text.get("sliding_window") or 0)
+    if not window or text.get("use_sliding_window") is False:
+        return 0, 0
+    kinds = text.get("layer_types")
+    if isinstance(kinds, list):
+        count = sum(1 for k in kinds if k == "sliding_attention")
+    elif model_type == "gemma2":
+        count = layers // 2  # Gemma 2 alternates local and global layers
+    else:
+        return 0, 0
+    return (count, window) if 0 < count < layers else (0, 0)
 
 
 def estimate_params(arch: ModelArch) -> float:

@@ -20,7 +20,6 @@ from components.sizing import UNQUANTIZED, ModelPlan
 from tests.conftest import STACKS, rendered
 from tests.engine.engine_run import VllmContainer, container_env, containers_of, run_engine
 
-
 TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
 
