@@ -499,7 +499,8 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
     if req.rope_factor and not arch.rope_theta:
         raise SizingError(
             [
-                f"{req.field}.ropeScaling: {arch.id} learns absolute positions (no RoPE); YaRN cannot extend them, remove it"
+                f"{req.field}.ropeScaling: {arch.id} learns absolute positions (no RoPE), "
+                "which YaRN cannot extend; remove it"
             ]
         )
 
