@@ -7,16 +7,17 @@ for the pool's GPU. A refusal fails with vLLM's own message; an accepted config 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from components.catalog import load_gpu_catalog
+from components.catalog import load_gpu_catalog, load_model_catalog
 from components.cli import load_stack_spec, plan_stack
 from components.labels import POOL_LABEL
-from components.sizing import UNQUANTIZED, ModelPlan
+from components.sizing import UNQUANTIZED, GpuShape, ModelPlan, SizingRequest, size_model
 from tests.conftest import STACKS, rendered
 from tests.engine.engine_run import VllmContainer, container_env, containers_of, run_engine
 
@@ -113,10 +114,20 @@ def test_batch_invariance_follows_vllms_own_capability_rule(verdicts: Verdicts) 
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_stand_in_reproduces_a_known_refusal(tmp_path: Path) -> None:
-    """The rope_scaling dict override that 0.13 applies too late: vLLM must refuse 131072 (measured on main)."""
+def test_vllm_applies_yarn_only_in_the_form_the_plan_renders(tmp_path: Path) -> None:
+    """0.13 applies a dict override after turning rope_scaling into rope_parameters: the legacy form is refused
+    at 131072 (as measured on main), the plan's form is accepted with rope type yarn."""
     gpu = load_gpu_catalog()["H100-SXM-80GB"]
-    override = '{"rope_scaling":{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}}'
-    args = ["Qwen/Qwen2.5-32B-Instruct", "--max-model-len", "131072", "--hf-overrides", override]
-    answers = run_engine([VllmContainer("legacy-yarn", args, {}, gpu, 8, True)], tmp_path)
-    assert "greater than the derived max_model_len" in answers["legacy-yarn"]["error"]
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    base = ["Qwen/Qwen3-32B", "--max-model-len", "131072", "--tensor-parallel-size", "2"]
+    legacy = [*base, "--hf-overrides", json.dumps({"rope_scaling": yarn})]
+    request = SizingRequest(arch=load_model_catalog()["Qwen/Qwen3-32B"], max_model_len=131072, rope_factor=4.0)
+    planned = size_model(request, GpuShape.of(gpu, 8), max_nodes=1)
+    containers = [
+        VllmContainer("legacy", legacy, {}, gpu, 8, True),
+        VllmContainer("planned", planned.vllm_args, {}, gpu, 8, True),
+    ]
+    answers = run_engine(containers, tmp_path)
+    assert "greater than the derived max_model_len" in answers["legacy"]["error"]
+    assert "error" not in answers["planned"], answers["planned"]["error"]
+    assert (answers["planned"]["max_model_len"], answers["planned"]["rope_type"]) == (131072, "yarn")
