@@ -15,7 +15,6 @@ from components.cli import main
 from components.render import SECRET, run_program
 from tests.conftest import STACKS, stack_config
 
-CRD_REQUIRED = yaml.safe_load((Path(__file__).parent / "crd_required.yaml").read_text())
 CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "batch/v1", "networking.k8s.io/v1", "autoscaling/v2",
                "rbac.authorization.k8s.io/v1")  # fmt: skip
 
@@ -29,17 +28,6 @@ def render(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def manifests(out: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((out / "manifests.yaml").read_text()) if d]
-
-
-def present(obj: Any, path: str) -> bool:
-    """Does the dotted path (with `[]` for every list item) exist in obj?"""
-    head, _, rest = path.partition(".")
-    if head.endswith("[]"):
-        items = obj.get(head[:-2]) if isinstance(obj, dict) else None
-        return isinstance(items, list) and bool(items) and all(not rest or present(i, rest) for i in items)
-    if not isinstance(obj, dict) or head not in obj:
-        return False
-    return not rest or present(obj[head], rest)
 
 
 def test_render_writes_the_four_outputs(render: tuple[str, Path]) -> None:
@@ -60,25 +48,6 @@ def test_core_objects_pass_strict_schema_validation(render: tuple[str, Path]) ->
             kubernetes_validate.validate(obj, version, strict=True)
             checked += 1
     assert checked >= 5
-
-
-def test_custom_resources_carry_their_crd_required_fields(render: tuple[str, Path]) -> None:
-    stack, out = render
-    version = stack_config(stack).get("kubernetesVersion", "1.31") + ".0"
-    for obj in manifests(out):
-        if obj["apiVersion"] in CORE_GROUPS:
-            continue
-        key = f"{obj['apiVersion']}/{obj['kind']}"
-        assert key in CRD_REQUIRED, f"{key}: no CRD facts in tests/crd_required.yaml"
-        for path in CRD_REQUIRED[key]["required"]:
-            assert present(obj, path), f"{obj['metadata']['name']}: {path} missing"
-        if obj["kind"] == "LeaderWorkerSet":
-            group = obj["spec"]["leaderWorkerTemplate"]
-            for template in (group["leaderTemplate"], group["workerTemplate"]):
-                # The pod templates inside the CR must be valid core pod templates.
-                pod_template = {"apiVersion": "v1", "kind": "PodTemplate",
-                                "metadata": {"name": obj["metadata"]["name"]}, "template": template}  # fmt: skip
-                kubernetes_validate.validate(pod_template, version, strict=True)
 
 
 def test_secret_values_are_masked(render: tuple[str, Path]) -> None:

@@ -25,6 +25,10 @@ from components.sizing import ClusterPlan
 RULES_DIR = Path(__file__).parent / "rules"
 DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
 PROJECT_SELECTOR = {"app.kubernetes.io/part-of": PROJECT}
+# What our Prometheus selects monitors and rules by (charts/kube-prometheus-stack/values.yaml says why this key and
+# not app.kubernetes.io/part-of); every ServiceMonitor, PodMonitor and PrometheusRule of ours carries it.
+PROMETHEUS_LABEL = "llm-cluster.io/prometheus"
+PROMETHEUS_SELECTOR = {PROMETHEUS_LABEL: PROJECT}
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_LABEL = "grafana_dashboard"
 
@@ -126,6 +130,23 @@ def vllm_pod_monitor(plan: ClusterPlan) -> dict[str, Any]:
     }
 
 
+def envoy_gateway_service_monitor(plan: ClusterPlan) -> dict[str, Any]:
+    """Envoy Gateway's control plane as job `envoy-gateway`: gateway-helm v1.9 exposes its metrics on the
+    `envoy-gateway` Service's `metrics` port and ships no monitor of its own."""
+    return {
+        "selector": {"matchLabels": {"control-plane": "envoy-gateway"}},
+        "namespaceSelector": {"matchNames": [chart_pin("gateway-helm").namespace]},
+        "endpoints": [
+            {
+                "port": "metrics",
+                "path": "/metrics",
+                "interval": plan.monitoring.scrape_interval,
+                "relabelings": [{"targetLabel": "job", "replacement": "envoy-gateway"}],
+            }
+        ],
+    }
+
+
 def _label_name(label: str) -> str:
     """Kubernetes label -> the name Prometheus service discovery gives it."""
     return "".join(c if c.isalnum() else "_" for c in label)
@@ -171,7 +192,7 @@ class Monitoring(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, self.grafana_admin]),
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
-        labels = dict(PROJECT_SELECTOR)
+        labels = {**PROJECT_SELECTOR, **PROMETHEUS_SELECTOR}
         self.pod_monitor = k8s.apiextensions.CustomResource(
             f"{name}-vllm",
             api_version="monitoring.coreos.com/v1",
@@ -191,6 +212,14 @@ class Monitoring(pulumi.ComponentResource):
             )
             for monitor_name, spec in args.service_monitors
         ]
+        self.envoy_gateway_monitor = k8s.apiextensions.CustomResource(
+            f"{name}-envoy-gateway",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": "envoy-gateway", "namespace": chart_pin("gateway-helm").namespace, "labels": labels},
+            spec=envoy_gateway_service_monitor(plan),
+            opts=after_crds,
+        )
         self.pod_monitors = [
             k8s.apiextensions.CustomResource(
                 f"{name}-{monitor_name}",
