@@ -45,6 +45,7 @@ class VllmContainer:
     gpu: GpuType
     gpus_per_node: int
     nvlink: bool
+    host_memory_bytes: int  # the pod's memory limit: the least RAM its node has
 
 
 def vllm_python() -> Path:
@@ -121,6 +122,15 @@ def standin_libcuda(root: Path) -> Path:
     return root
 
 
+UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "": 1}
+
+
+def memory_limit(container: dict[str, Any]) -> int:
+    quantity = str(container["resources"]["limits"]["memory"])
+    number, unit = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti|)", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * UNITS[unit]
+
+
 def nvml_name(gpu: GpuType) -> str:
     """The catalog's name without its descriptive parenthesis, as nvidia-smi prints it."""
     return gpu.name.split(" (")[0]
@@ -146,6 +156,7 @@ def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict
                 "count": c.gpus_per_node,
                 "nvlink": c.nvlink,
             },
+            "host_memory_bytes": c.host_memory_bytes,
         }
         for c in containers
     ]

@@ -19,7 +19,7 @@ from components.cli import load_stack_spec, plan_stack
 from components.labels import POOL_LABEL
 from components.sizing import UNQUANTIZED, GpuShape, ModelPlan, SizingRequest, size_model
 from tests.conftest import STACKS, rendered
-from tests.engine.engine_run import VllmContainer, container_env, containers_of, run_engine
+from tests.engine.engine_run import VllmContainer, container_env, containers_of, memory_limit, run_engine
 
 TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
@@ -44,7 +44,15 @@ def verdicts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         gpu = gpus[pool.gpu]
         nvlink = pool.nvlink_domain > 1
         containers.append(
-            VllmContainer(name, container["args"], container_env(container), gpu, pool.gpus_per_node, nvlink)
+            VllmContainer(
+                name,
+                container["args"],
+                container_env(container),
+                gpu,
+                pool.gpus_per_node,
+                nvlink,
+                memory_limit(container),
+            )
         )
         owners[name] = models[name.split("/")[0]]
     assert containers, f"{stack}: no vLLM container rendered"
@@ -124,8 +132,8 @@ def test_vllm_applies_yarn_only_in_the_form_the_plan_renders(tmp_path: Path) -> 
     request = SizingRequest(arch=load_model_catalog()["Qwen/Qwen3-32B"], max_model_len=131072, rope_factor=4.0)
     planned = size_model(request, GpuShape.of(gpu, 8), max_nodes=1)
     containers = [
-        VllmContainer("legacy", legacy, {}, gpu, 8, True),
-        VllmContainer("planned", planned.vllm_args, {}, gpu, 8, True),
+        VllmContainer("legacy", legacy, {}, gpu, 8, True, 64 * 2**30),
+        VllmContainer("planned", planned.vllm_args, {}, gpu, 8, True, 64 * 2**30),
     ]
     answers = run_engine(containers, tmp_path)
     assert "greater than the derived max_model_len" in answers["legacy"]["error"]

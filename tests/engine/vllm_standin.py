@@ -27,6 +27,9 @@ from typing import Any
 import vllm.third_party.pynvml as pynvml
 
 GPU: dict[str, Any] = {"name": "stand-in", "memory_mib": 81559, "capability": "9.0", "count": 8, "nvlink": True}
+# The node's RAM, which vLLM checks its CPU swap space against; the caller passes the pod's memory limit,
+# the least a node that schedules the pod has.
+HOST = {"memory_bytes": 0}
 
 
 def install_standin_nvml() -> None:
@@ -68,6 +71,11 @@ install_standin_nvml()
 import torch  # noqa: E402  (after NVML: vLLM resolves its platform on first import)
 
 torch.cuda._device_count_nvml = lambda: int(GPU["count"])  # torch's own NVML count, which vLLM asks
+
+import psutil  # noqa: E402
+
+_real_virtual_memory = psutil.virtual_memory
+psutil.virtual_memory = lambda: _real_virtual_memory()._replace(total=HOST["memory_bytes"])
 
 import vllm.envs as vllm_envs  # noqa: E402
 from vllm.engine.arg_utils import AsyncEngineArgs  # noqa: E402
@@ -187,6 +195,7 @@ def check(container: dict[str, Any]) -> dict[str, Any]:
     from vllm.platforms import current_platform
 
     GPU.update(container["gpu"])
+    HOST["memory_bytes"] = container["host_memory_bytes"]
     from vllm.utils import torch_utils
 
     type(current_platform).get_device_capability.__func__.cache_clear()  # vLLM caches both answers
