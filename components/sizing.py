@@ -59,7 +59,7 @@ KV_BLOCK = 16
 # Bytes per linear-layer parameter. Embeddings and lm_head stay 16-bit in FP8 and int4 checkpoints.
 # mxfp4 is 4.25 bits for experts with 16-bit attention: gpt-oss-120b measured 64.38 GiB -> ~0.57.
 BYTES_PER_PARAM = {
-    "fp32": 4.0,  # small encoders ship fp32; sized as loaded, the conservative reading of vLLM's dtype auto
+    "fp32": 4.0,  # held so only with --dtype float32; dtype auto downcasts fp32 checkpoints to 16 bits
     "bf16": 2.0,
     "fp16": 2.0,
     "fp8": 1.0,
@@ -83,7 +83,6 @@ BATCH_INVARIANT_FAMILIES = ("10",)
 CLI_MAX_NODES = 16
 
 Objective = Literal["throughput", "latency"]
-RopeType = Literal["native", "yarn"]
 
 # Flags the plan owns, and the spec field that sets each.
 PLAN_FLAGS = {
@@ -260,7 +259,7 @@ class Sizing(PlanModel):
     checkpoint_gib: float  # on disk, as downloaded (a 16-bit checkpoint quantized at load time stays 16-bit)
     gpus_per_pod: int
     max_model_len: int
-    rope_type: RopeType  # yarn: positions past the trained context, through --hf-overrides
+    rope_type: str  # as vLLM names it: the config's own (default, llama3, yarn, none), or yarn from ropeScaling
     max_num_seqs: int
     max_num_batched_tokens: int
     memory: MemoryPlan
@@ -334,10 +333,14 @@ class ClusterPlan(PlanModel):
 # ---------------------------------------------------------------- model arithmetic
 
 
-def weight_dtype_for(req: SizingRequest) -> tuple[str, list[str]]:
+def weight_dtype_for(req: SizingRequest, arch: ModelArch) -> tuple[str, list[str]]:
     """The dtype weights are held in, and the flags that make vLLM hold them so."""
-    ckpt, asked, at = req.arch.checkpoint_dtype, req.quantization, f"{req.field}.quantization"
+    ckpt, asked, at = arch.checkpoint_dtype, req.quantization, f"{req.field}.quantization"
     if asked == "auto":
+        if ckpt == "fp32":
+            # vLLM's dtype auto downcasts fp32 checkpoints: pooling models to fp16, others to bf16 on every
+            # GPU of the catalog (compute >= 8.0) (_resolve_auto_dtype in vllm/config/model.py).
+            return ("bf16" if arch.task == "generate" else "fp16"), []
         return ckpt, []
     if asked in SIXTEEN_BIT:
         if ckpt not in UNQUANTIZED:
@@ -493,7 +496,7 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
         if arch.task == "generate" or req.task == "generate":
             raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
         arch = replace(arch, task=req.task)  # type: ignore[arg-type]
-    weight_dtype, quant_flags = weight_dtype_for(req)
+    weight_dtype, quant_flags = weight_dtype_for(req, arch)
     if arch.task != "generate" and req.tool_call_parser:
         raise SizingError([f"{req.field}.toolCallParser: {arch.id} is a {arch.task} model; remove it"])
     if req.rope_factor and not arch.rope_theta:
@@ -707,7 +710,7 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
         checkpoint_gib=round(weight_bytes(r.arch, _on_disk(r.arch.checkpoint_dtype), 1, 1)[1] / GIB, 2),
         gpus_per_pod=gpus // nodes,
         max_model_len=r.max_model_len,
-        rope_type="yarn" if r.rope_original else "native",
+        rope_type="yarn" if r.rope_original else r.arch.rope_type,
         max_num_seqs=c.max_num_seqs,
         max_num_batched_tokens=c.batched_tokens,
         memory=MemoryPlan(

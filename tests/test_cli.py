@@ -59,7 +59,7 @@ def test_size_explicit_shape_without_p2p(capsys: pytest.CaptureFixture[str]) -> 
         capsys,
         "size",
         "--model",
-        "Qwen/Qwen2.5-Coder-7B-Instruct",
+        "Qwen/Qwen3-32B",
         "--gpu-memory-gib",
         "24",
         "--gpus-per-node",

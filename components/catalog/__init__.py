@@ -92,8 +92,13 @@ class ModelArch:
     yarn_original_max_position: int = 0
     # RoPE base frequency; 0 for learned absolute positions (BERT/XLM-R), which no rope override can extend.
     rope_theta: float = 0.0
+    # The config's own RoPE scaling (rope_scaling.rope_type: yarn, llama3, ...), "default" without one, "none"
+    # without RoPE; named as vLLM names it in rope_parameters.
+    rope_type: str = "default"
     source: str = ""
     params_estimated: bool = False
+    # False for `config: unverified` rows: hand-typed numbers, the real config.json not found.
+    config_verified: bool = True
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -141,7 +146,7 @@ _CONFIG_FACTS = {
     "architecture", "attention", "layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab",
     "tie_embeddings", "max_position", "experts", "experts_per_token", "moe_intermediate", "shared_experts",
     "dense_layers", "kv_lora_rank", "qk_rope_head_dim", "fp8_block", "sliding_window_layers", "sliding_window",
-    "rope_theta",
+    "rope_theta", "rope_type",
 }  # fmt: skip
 # Facts a config.json does not carry (or that the card adds); these stay in models.yaml.
 _ROW_FACTS = {"id", "task", "params_b", "checkpoint_dtype", "trust_remote_code", "vllm_args",
@@ -209,7 +214,8 @@ def _from_row(row: dict[str, Any], reason: str) -> ModelArch:
     values = {k: v for k, v in row.items() if v is not None and k != "config"}
     values["vllm_args"] = tuple(str(a) for a in values.get("vllm_args", ()))
     values["checkpoint_dtype"] = str(values.get("checkpoint_dtype", "bf16"))
-    return ModelArch(**values, notes=(f"numbers not verified against the real config.json: {reason}",))
+    notes = (f"numbers not verified against the real config.json: {reason}",)
+    return ModelArch(**values, config_verified=False, notes=notes)
 
 
 @functools.cache
@@ -277,6 +283,8 @@ def arch_from_hf_config(
     intermediate = int(text.get("intermediate_size") or text.get("ffn_dim") or text.get("n_inner") or 4 * hidden)
     # The names vLLM reads the RoPE base under (patch_rope_parameters in vllm/transformers_utils/config.py).
     rope_theta = float(text.get("rope_theta") or text.get("rotary_emb_base") or 0.0)
+    scaling = text.get("rope_scaling") or {}
+    rope_type = str(scaling.get("rope_type") or scaling.get("type") or "default") if rope_theta else "none"
     if text.get("max_trained_positions"):
         # Nomic BERT: vLLM caps the context at the trained positions unless a rope extension is configured
         # (NomicBertModelConfig in vllm/model_executor/models/config.py).
@@ -345,6 +353,7 @@ def arch_from_hf_config(
         tie_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", attention == "encoder"))),
         max_position=max_position,
         rope_theta=rope_theta,
+        rope_type=rope_type,
         checkpoint_dtype=checkpoint_dtype,
         fp8_block=fp8_block,
         sliding_window_layers=sliding[0],

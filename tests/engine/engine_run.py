@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.catalog import CATALOG_DIR, GpuType
+from components.catalog import CATALOG_DIR, GpuType, load_model_catalog
+from tests.engine.synthesized import synthesized_config
 from tests.support.processes import PROJECT_DIR
 
 VLLM_VENV = PROJECT_DIR / ".venv-vllm"
@@ -33,6 +34,7 @@ CONFIG_FILES = (
 # What the LWS webhook puts into a group's pods; the kubelet expands $(VAR) in args from it.
 LWS_ENV = {"LWS_WORKER_INDEX": "1", "LWS_LEADER_ADDRESS": "127.0.0.1"}
 NO_DEVICE = 100  # CUDA_ERROR_NO_DEVICE
+CHECKED = ("real", "synthesized")
 
 
 @dataclass(frozen=True)
@@ -87,23 +89,32 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def hf_cache(root: Path, models: dict[str, str | None]) -> Path:
-    """An offline HF cache: each model's real config files at the revision its args pin (else `main`)."""
-    hub = root / "hub"
+def hf_cache(root: Path, models: dict[str, str | None]) -> dict[str, str]:
+    """An offline HF cache: each model's config files at the revision its args pin (else `main`).
+
+    Returns where each model's config came from: `real` (components/catalog/configs), `synthesized` (from an
+    unverified catalog row, tests/engine/synthesized.py) or why there is none.
+    """
+    origin = {}
     for model_id, revision in models.items():
+        snapshot = root / "hub" / f"models--{model_id.replace('/', '--')}" / "snapshots" / (revision or "0" * 40)
         source = CATALOG_DIR / "configs" / model_id
-        if not (source / "config.json").exists():
-            raise AssertionError(f"{model_id}: no real config.json under {source}")
-        repo = hub / f"models--{model_id.replace('/', '--')}"
-        snapshot = repo / "snapshots" / (revision or "0" * 40)
-        for name in CONFIG_FILES:
-            if (source / name).exists():
-                (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-                (snapshot / name).write_bytes((source / name).read_bytes())
-        if revision is None:
-            (repo / "refs").mkdir(parents=True, exist_ok=True)
-            (repo / "refs" / "main").write_text("0" * 40)
-    return root
+        if (source / "config.json").exists():
+            origin[model_id] = "real"
+            for name in CONFIG_FILES:
+                if (source / name).exists():
+                    (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+                    (snapshot / name).write_bytes((source / name).read_bytes())
+        else:
+            stand_in = synthesized_config(load_model_catalog()[model_id])
+            origin[model_id] = "synthesized" if stand_in else "no real config.json and no known layout"
+            if stand_in:
+                snapshot.mkdir(parents=True, exist_ok=True)
+                (snapshot / "config.json").write_text(json.dumps(stand_in, indent=2))
+        if revision is None and snapshot.exists():
+            (snapshot.parents[1] / "refs").mkdir(parents=True, exist_ok=True)
+            (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    return origin
 
 
 def standin_libcuda(root: Path) -> Path:
@@ -142,7 +153,8 @@ def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict
     for c in containers:
         revision = c.args[c.args.index("--revision") + 1] if "--revision" in c.args else None
         models[c.args[0]] = revision
-    hf_home = hf_cache(workdir / "hf", models)
+    origin = hf_cache(workdir / "hf", models)
+    unchecked = {c.name: {"unchecked": origin[c.args[0]]} for c in containers if origin[c.args[0]] not in CHECKED}
     libcuda = standin_libcuda(workdir)
     payload = [
         {
@@ -159,9 +171,10 @@ def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict
             "host_memory_bytes": c.host_memory_bytes,
         }
         for c in containers
+        if c.name not in unchecked
     ]
     results = workdir / "results.json"
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    env = {**os.environ, "HF_HOME": str(workdir / "hf"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "LD_LIBRARY_PATH": str(libcuda), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
     log = workdir / "vllm.log"
     with log.open("wb") as out:
@@ -176,4 +189,6 @@ def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict
     if done.returncode != 0 or not results.exists():
         raise AssertionError(f"the vLLM stand-in run failed ({done.returncode}):\n{log.read_text()[-4000:]}")
     answer: dict[str, dict[str, Any]] = json.loads(results.read_text())
+    for c in containers:
+        answer.setdefault(c.name, {}).update(unchecked.get(c.name, {"config": origin[c.args[0]]}))
     return answer

@@ -100,13 +100,13 @@ def serve_parser() -> tuple[FlexibleArgumentParser, dict[str, Any]]:
 def register_remote_code_standins() -> None:
     """Configs whose class lives in the model's remote code, which cannot be downloaded here.
 
-    The stand-in is a plain `PretrainedConfig` of the same class name holding the config.json's keys as-is;
-    vLLM's own per-architecture hooks (vllm/model_executor/models/config.py) then translate them.
+    The stand-in has the same class name and base (GPT2Config) and holds the config.json's keys as-is; vLLM's
+    own per-architecture hooks (vllm/model_executor/models/config.py) then translate them.
     """
     import transformers
     import transformers.dynamic_module_utils as dynamic
 
-    class NomicBertConfig(transformers.PretrainedConfig):  # type: ignore[misc]
+    class NomicBertConfig(transformers.GPT2Config):  # type: ignore[misc]  # as the remote class is
         model_type = "nomic_bert"
 
     known = {"configuration_hf_nomic_bert.NomicBertConfig": NomicBertConfig}
