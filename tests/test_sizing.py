@@ -412,3 +412,18 @@ def test_a_longer_context_never_needs_fewer_gpus(
     shorter = size_model(replace(req, max_model_len=shorter_len), shape, 4)
     assert shorter.fits
     assert shorter.gpus_per_replica <= longer.gpus_per_replica
+
+
+def test_nomic_is_capped_at_its_trained_positions_unless_extended_with_rope() -> None:
+    # vLLM caps NomicBERT at max_trained_positions (2048) and refuses more without a rope extension.
+    nomic = node("RTX-4090-24GB", 8)
+    assert size("nomic-ai/nomic-embed-text-v1", nomic).max_model_len == 2048
+    with pytest.raises(SizingError, match=r"8192 exceeds the 2048 positions .* ropeScaling: \{factor: 4\}"):
+        size("nomic-ai/nomic-embed-text-v1", nomic, max_model_len=8192)
+    extended = size("nomic-ai/nomic-embed-text-v1", nomic, max_model_len=8192, rope_factor=4.0)
+    assert (extended.max_model_len, extended.rope_type) == (8192, "yarn")
+
+
+def test_absolute_position_encoders_cannot_be_extended_with_rope() -> None:
+    with pytest.raises(SizingError, match="learns absolute positions"):
+        size("intfloat/multilingual-e5-large", node("RTX-4090-24GB", 8), rope_factor=2.0)
