@@ -7,7 +7,7 @@ import pulumi
 from components.catalog import CatalogError, load_gpu_catalog, load_model_catalog
 from components.cluster import LlmCluster, LlmClusterArgs
 from components.gpu_pool import missing_sdks
-from components.sizing import plan_cluster
+from components.planning.cluster import plan_cluster
 from components.spec import SpecError, load_cluster_spec
 
 config = pulumi.Config("llm-cluster")

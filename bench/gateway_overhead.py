@@ -51,7 +51,7 @@ from matplotlib.figure import Figure
 
 from components.cli import plan_stack
 from components.gateway import litellm_args, litellm_config, router_args
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 from tests.support.fake_vllm import StandInServer
 from tests.support.gateways import loopback_router_args, with_values
 from tests.support.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import load_gpu_catalog, load_model_catalog
-from components.sizing import plan_cluster
+from components.planning.cluster import plan_cluster
 from components.spec import load_cluster_spec
 
 RESULTS = Path(__file__).parent / "results"

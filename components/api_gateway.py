@@ -20,7 +20,7 @@ from components.charts import chart_namespace, chart_pin, helm_release
 from components.gateway import NAME as LLM_GATEWAY
 from components.gateway import gateway_port
 from components.labels import PROJECT
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 
 GATEWAY_CLASS = "llm-cluster"
 CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"

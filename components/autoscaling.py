@@ -14,7 +14,8 @@ import pulumi_kubernetes as k8s
 
 from components.charts import chart_pin, helm_release
 from components.labels import MODEL_LABEL, common_labels
-from components.sizing import VLLM_VERSION, ModelPlan, PoolPlan
+from components.planning.types import ModelPlan, PoolPlan
+from components.planning.vllm import VLLM_VERSION
 
 
 @dataclass(frozen=True)

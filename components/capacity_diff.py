@@ -5,7 +5,7 @@ Pure: two ClusterPlans in, markdown out (the PR comment). The CLI finds the base
 
 from __future__ import annotations
 
-from components.sizing import ClusterPlan, ModelPlan, PoolPlan
+from components.planning.types import ClusterPlan, ModelPlan, PoolPlan
 
 # What a reviewer judges capacity by, with the column each lands in.
 MODEL_FIELDS = {

@@ -19,15 +19,9 @@ from typing import Any, NoReturn
 import yaml
 
 from components.catalog import CatalogError, ModelArch, load_gpu_catalog, load_hf_config, load_model_catalog
-from components.sizing import (
-    CLI_MAX_NODES,
-    ClusterPlan,
-    GpuShape,
-    Sizing,
-    SizingRequest,
-    plan_cluster,
-    size_model,
-)
+from components.planning.cluster import plan_cluster
+from components.planning.sizing import size_model
+from components.planning.types import CLI_MAX_NODES, ClusterPlan, GpuShape, Sizing, SizingRequest
 from components.spec import ClusterSpec, SpecError, load_cluster_spec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from components.leader_worker_set import LeaderWorkerSetController
 from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policies import NetworkPolicies, NetworkPoliciesArgs
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 from components.vllm_image import VllmImage, VllmImageArgs
 
 HF_TOKEN_SECRET = "hf-token"

@@ -19,7 +19,7 @@ import yaml
 from components.images import LITELLM_IMAGE, VLLM_ROUTER_IMAGE
 from components.labels import PROJECT, ROLE_LABEL, SERVER_ROLE, common_labels
 from components.model_server import PORT as MODEL_PORT
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 
 NAME = "llm-gateway"
 LITELLM_PORT = 4000
@@ -33,7 +33,7 @@ LITELLM_MODES = {"generate": "chat", "embed": "embedding", "score": "rerank"}
 # After this many consecutive failures a LiteLLM deployment cools down; the router's breaker matches it.
 ALLOWED_FAILS = 3
 COOLDOWN_SECONDS = 30
-# vllm-router 0.1.17 opens a worker's breaker after 5 failures in multi-model mode whatever
+# vllm-router (images.VLLM_ROUTER_VERSION) opens a worker's breaker after 5 failures in multi-model mode whatever
 # --cb-failure-threshold says (measured), and cache_aware keeps retrying the same worker until then:
 # a request outlives a dead worker only with more attempts than that.
 ROUTER_BREAKER_FAILURES = 5

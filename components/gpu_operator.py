@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.charts import chart_namespace, chart_pin, helm_release
 from components.monitoring import PROJECT_SELECTOR, PROMETHEUS_SELECTOR
-from components.sizing import PoolPlan
+from components.planning.types import PoolPlan
 
 
 @dataclass(frozen=True)

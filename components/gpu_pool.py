@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import GPU_LABEL, GPU_PRODUCT_LABEL, GPU_RESOURCE, GPU_TAINT, POOL_LABEL
-from components.sizing import PoolPlan
+from components.planning.types import PoolPlan
 from components.spec import GkeBackendSpec, KarpenterBackendSpec, OvhBackendSpec
 
 # Per-node opt-outs the NVIDIA GPU Operator honours: pools whose host image ships the driver or the

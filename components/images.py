@@ -1,9 +1,16 @@
-"""Container images, pinned in one place. Tags are release tags, never `latest`."""
+"""Container images, pinned in one place. Tags are release tags, never `latest`.
 
-# vLLM's OpenAI-compatible server; the sizing rules and flags target this release (components.sizing.VLLM_VERSION).
-VLLM_IMAGE = "vllm/vllm-openai:v0.13.0"
+tests/test_versions.py checks that the Dockerfile, the requirements files and these agree.
+"""
 
-# LiteLLM proxy, the non-root image of the release the gateway tests run (PyPI litellm[proxy]==1.106.2).
-LITELLM_IMAGE = "ghcr.io/berriai/litellm-non_root:v1.106.2"
-# vllm-project/router, the release the gateway tests run (PyPI vllm-router==0.1.17).
-VLLM_ROUTER_IMAGE = "vllm/vllm-router:v0.1.17"
+from components.planning.vllm import VLLM_VERSION
+
+# vLLM's OpenAI-compatible server at the release the plan's flags and memory model target.
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+
+# LiteLLM proxy, the non-root image of the release the gateway tests run (PyPI litellm[proxy]).
+LITELLM_VERSION = "1.106.2"
+LITELLM_IMAGE = f"ghcr.io/berriai/litellm-non_root:v{LITELLM_VERSION}"
+# vllm-project/router, the release the gateway tests run (PyPI vllm-router).
+VLLM_ROUTER_VERSION = "0.1.17"
+VLLM_ROUTER_IMAGE = f"vllm/vllm-router:v{VLLM_ROUTER_VERSION}"

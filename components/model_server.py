@@ -26,7 +26,8 @@ from components.labels import (
     WORKER_ROLE,
     common_labels,
 )
-from components.sizing import VLLM_VERSION, ModelPlan, PoolPlan
+from components.planning.types import ModelPlan, PoolPlan
+from components.planning.vllm import VLLM_VERSION
 
 PORT = 8000
 CACHE_MOUNT = "/models-cache"

@@ -18,7 +18,7 @@ from components.charts import chart_pin
 from components.gateway import ROUTER_METRICS_PORT, gateway_port
 from components.labels import MODEL_LABEL, PROJECT, ROLE_LABEL, SERVER_ROLE
 from components.model_server import PORT as MODEL_PORT
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 
 GATEWAY_PODS = {"app.kubernetes.io/component": "llm-gateway"}
 MODEL_PODS = {"app.kubernetes.io/component": "model-server"}

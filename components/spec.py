@@ -2,7 +2,7 @@
 
 `ClusterSpec` is what the operator asks for. It is validated here for shape and for facts that need
 no catalog (names unique, pools referenced exist, bounds ordered); facts that need the GPU or model
-catalog (TP divides the heads, the GPU exists) are checked by `components.sizing`. Every error names
+catalog (TP divides the heads, the GPU exists) are checked by `components.planning`. Every error names
 the field path in the stack file (`models[3].tensorParallel`) and says how to fix it.
 """
 

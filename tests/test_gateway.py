@@ -152,7 +152,7 @@ def test_bad_gateway_and_auth_input(change: Any, message: str) -> None:
 @pytest.mark.parametrize(("task", "kind"), [("generate", "vllm-router"), ("score", "litellm")])
 def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task: str, kind: str) -> None:
     from components.catalog import load_gpu_catalog, load_model_catalog
-    from components.sizing import plan_cluster
+    from components.planning.cluster import plan_cluster
 
     model = "BAAI/bge-reranker-v2-m3" if task == "score" else "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
     config = {
@@ -170,7 +170,8 @@ def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task:
 
 def test_vllm_router_with_a_rerank_model_is_refused_by_the_plan() -> None:
     from components.catalog import load_gpu_catalog, load_model_catalog
-    from components.sizing import SizingError, plan_cluster
+    from components.planning.cluster import plan_cluster
+    from components.planning.types import SizingError
 
     config = {
         "storageClass": "fast",

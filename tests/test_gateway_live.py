@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 from tests.conftest import rendered
 from tests.support.gateways import loopback_router_args
 from tests.support.processes import VENV_BIN, fake_vllm, free_port, running, start, stop, wait_http

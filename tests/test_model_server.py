@@ -9,7 +9,7 @@ import pytest
 
 from components.labels import GPU_RESOURCE, GPU_TAINT_KEY, MODEL_LABEL, POOL_LABEL
 from components.model_server import PORT, STARTUP_BASE_SECONDS, cache_size_gib
-from components.sizing import ModelPlan
+from components.planning.types import ModelPlan
 from tests.conftest import STACKS, rendered
 
 

@@ -11,21 +11,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components.catalog import CatalogError, ModelArch, load_gpu_catalog, load_model_catalog
-from components.sizing import (
-    GIB,
-    GpuShape,
-    Sizing,
-    SizingError,
-    SizingRequest,
-    _Pool,
-    _take,
-    kv_bytes_per_token,
-    plan_cluster,
-    size_model,
-    tp_problem,
-    valid_tps,
-    weight_bytes,
-)
+from components.planning.cluster import plan_cluster
+from components.planning.memory import GIB, kv_bytes_per_token, tp_problem, valid_tps, weight_bytes
+from components.planning.pools import _Pool, _take
+from components.planning.sizing import size_model
+from components.planning.types import GpuShape, Sizing, SizingError, SizingRequest
 from components.spec import load_cluster_spec
 
 GPUS = load_gpu_catalog()

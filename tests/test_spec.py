@@ -1,7 +1,7 @@
 """Stack config validation: every bad input names its field path and says how to fix it.
 
 Shape and catalog-free checks come from `components.spec.load_cluster_spec` (SpecError); checks that need
-the GPU or model catalog come from `components.sizing.plan_cluster` (SizingError, a SpecError subclass).
+the GPU or model catalog come from `components.planning.cluster.plan_cluster` (SizingError, a SpecError subclass).
 Each case starts from `base()` and breaks one thing.
 """
 
@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from components.catalog import load_gpu_catalog, load_model_catalog
-from components.sizing import ClusterPlan, SizingError, plan_cluster
+from components.planning.cluster import plan_cluster
+from components.planning.types import ClusterPlan, SizingError
 from components.spec import ClusterSpec, ExistingBackendSpec, SpecError, load_cluster_spec
 
 PROJECT = Path(__file__).resolve().parents[1]

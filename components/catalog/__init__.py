@@ -1,7 +1,7 @@
 """Typed loaders for the GPU and model catalogs, and the HF config.json reader for models outside them.
 
 The YAML files hold facts only, each row with its source; this module turns them into frozen
-dataclasses that `components.sizing` consumes.
+dataclasses that `components.planning` consumes.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import yaml
 
 from components.charts import chart_namespace, chart_pin, helm_release
 from components.labels import MODEL_LABEL, POOL_LABEL, PROJECT
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 
 RULES_DIR = Path(__file__).parent / "rules"
 DASHBOARDS_DIR = Path(__file__).parent / "dashboards"

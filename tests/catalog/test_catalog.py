@@ -19,7 +19,7 @@ from components.catalog import (
     load_gpu_catalog,
     load_model_catalog,
 )
-from components.sizing import BYTES_PER_PARAM, kv_bytes_per_token
+from components.planning.memory import BYTES_PER_PARAM, kv_bytes_per_token
 
 PROJECT = Path(__file__).resolve().parents[2]
 GPUS = load_gpu_catalog()

@@ -18,7 +18,9 @@ import pytest
 from components.catalog import load_gpu_catalog, load_model_catalog
 from components.cli import load_stack_spec, plan_stack
 from components.labels import POOL_LABEL
-from components.sizing import UNQUANTIZED, GpuShape, ModelPlan, SizingRequest, size_model
+from components.planning.memory import UNQUANTIZED
+from components.planning.sizing import size_model
+from components.planning.types import GpuShape, ModelPlan, SizingRequest
 from tests.conftest import STACKS, rendered
 from tests.engine.engine_run import VllmContainer, container_env, containers_of, memory_limit, run_engine
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.gateway import router_args
-from components.sizing import ClusterPlan
+from components.planning.types import ClusterPlan
 
 DISCOVERY_FLAGS = ("--selector", "--service-discovery-namespace", "--service-discovery-port")
 

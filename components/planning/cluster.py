@@ -1,0 +1,161 @@
+"""plan_cluster: a whole stack, sized and placed; the only entry point the program, CLI and tests use."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from components.catalog import CatalogError, GpuType, ModelArch, load_hf_config
+from components.planning.defaults import (
+    resolve_autoscaling,
+    resolve_gateway,
+)
+from components.planning.pools import PoolShape, place_replicas, resolve_pool, resolved_backend
+from components.planning.sizing import (
+    size_model,
+)
+from components.planning.types import (
+    ClusterPlan,
+    ModelPlan,
+    PoolPlan,
+    SizingError,
+    SizingRequest,
+)
+from components.planning.vllm import (
+    VLLM_VERSION,
+)
+from components.spec import (
+    ClusterSpec,
+    ExistingBackendSpec,
+    ModelSpec,
+)
+
+
+def model_arch(model: ModelSpec, index: int, models: dict[str, ModelArch], base_dir: Path) -> ModelArch:
+    at = f"models[{index}]"
+    if model.config_path:
+        try:
+            return load_hf_config(base_dir / model.config_path, model.model, model.params_b)
+        except CatalogError as exc:
+            raise SizingError([f"{at}.configPath: {exc}"]) from None
+    arch = models.get(model.model)
+    if arch is None:
+        raise SizingError(
+            [
+                f"{at}.model: {model.model!r} is not in the model catalog; add configPath: <path to its "
+                f"config.json> (from https://huggingface.co/{model.model}/blob/main/config.json) or a row "
+                "to components/catalog/models.yaml"
+            ]
+        )
+    if model.params_b:
+        arch = replace(arch, params_b=model.params_b)
+    return arch
+
+
+def plan_cluster(
+    spec: ClusterSpec,
+    gpus: dict[str, GpuType],
+    models: dict[str, ModelArch],
+    base_dir: Path = Path("."),
+) -> ClusterPlan:
+    """Size every model on its pool and place the replicas; raise SizingError listing every problem."""
+    errors: list[str] = []
+    pools: dict[str, PoolShape] = {}
+    for i, pool_spec in enumerate(spec.pools):
+        try:
+            pools[pool_spec.name] = resolve_pool(pool_spec, i, gpus)
+        except SizingError as exc:
+            errors += exc.errors
+
+    planned: list[tuple[int, ModelPlan]] = []
+    for i, model in enumerate(spec.models):
+        pool = pools.get(model.pool)
+        if pool is None:
+            continue  # the pool's own error is already listed
+        try:
+            arch = model_arch(model, i, models, base_dir)
+            request = SizingRequest.from_spec(model, arch, i)
+            sizing = size_model(request, pool.shape, max(pool.max_nodes, 1))
+        except SizingError as exc:
+            errors += exc.errors
+            continue
+        if not sizing.fits:
+            errors.append(f"models[{i}] ({model.name}) on pool {model.pool!r}: {sizing.reasons[0]}")
+            continue
+        planned.append(
+            (
+                i,
+                ModelPlan(
+                    **sizing.model_dump(),
+                    name=model.name,
+                    revision=model.revision,
+                    pool=model.pool,
+                    min_replicas=model.min_replicas,
+                    max_replicas=model.max_replicas,
+                    autoscaling=resolve_autoscaling(model.autoscaling, sizing, spec.autoscaling),
+                    slo=model.slo,
+                ),
+            )
+        )
+
+    pool_plans: list[PoolPlan] = []
+    if not errors:
+        for name, pool in pools.items():
+            on_pool = [(i, p) for i, p in planned if p.pool == name]
+            gpus_min, nodes_min, _ = place_replicas(pool, on_pool, "min")
+            gpus_max, nodes_max, shortfall = place_replicas(pool, on_pool, "max")
+            errors += shortfall
+            pool_plans.append(
+                PoolPlan(
+                    name=name,
+                    gpu=pool.gpu.id,
+                    gfd_product=pool.gpu.gfd_product,
+                    backend=pool.spec.backend.kind,
+                    backend_config=resolved_backend(pool),
+                    instance_types=list(pool.instance_types),
+                    accelerator=pool.accelerator,
+                    compact_placement=any(p.nodes_per_replica > 1 for _, p in on_pool),
+                    node_names=(
+                        list(pool.spec.backend.node_names) if isinstance(pool.spec.backend, ExistingBackendSpec) else []
+                    ),
+                    taint=pool.spec.taint,
+                    install_driver=pool.spec.install_driver,
+                    install_toolkit=pool.spec.install_toolkit,
+                    instance_type=pool.instance_type,
+                    gpus_per_node=pool.shape.gpus_per_node,
+                    nvlink_domain=pool.shape.nvlink_domain,
+                    peer_to_peer=pool.shape.peer_to_peer,
+                    min_nodes=pool.min_nodes,
+                    max_nodes=pool.max_nodes,
+                    gpus_total=pool.max_nodes * pool.shape.gpus_per_node,
+                    gpus_used_min=gpus_min,
+                    gpus_used_max=gpus_max,
+                    nodes_used_min=nodes_min,
+                    nodes_used_max=nodes_max,
+                    models=[p.name for _, p in on_pool],
+                )
+            )
+    try:
+        gateway = resolve_gateway(spec.gateway, [p for _, p in planned])
+    except SizingError as exc:
+        errors += exc.errors
+    if errors:
+        raise SizingError(errors)
+
+    warnings = [f"pool {p.name!r} serves no model" for p in pool_plans if not p.models]
+    return ClusterPlan(
+        vllm_version=VLLM_VERSION,
+        kubernetes_version=spec.kubernetes_version,
+        namespace=spec.namespace,
+        storage_class=spec.storage_class,
+        weights_storage_class=spec.weights_storage_class or spec.storage_class or "",
+        weights_cache=spec.weights_cache,
+        pools=pool_plans,
+        models=[p for _, p in planned],
+        gateway=gateway,
+        auth=spec.auth,
+        autoscaling=spec.autoscaling,
+        monitoring=spec.monitoring,
+        images=spec.images,
+        warnings=warnings,
+    )

@@ -1,0 +1,163 @@
+"""The vLLM arguments and environment of a sized model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components.catalog import ModelArch
+from components.planning.memory import (
+    CUDA_GRAPH_RESERVE_GIB,
+)
+from components.planning.parallelism import (
+    Candidate,
+    Resolved,
+    flag_int,
+)
+from components.planning.types import (
+    GpuShape,
+    SizingError,
+    SizingRequest,
+)
+from components.planning.vllm import (
+    BATCH_INVARIANT_CAPABILITIES,
+    BATCH_INVARIANT_FAMILIES,
+    COMPONENT_FLAGS,
+    PLAN_ENV,
+    PLAN_FLAGS,
+    VLLM_VERSION,
+)
+
+
+def check_extra_args(req: SizingRequest) -> None:
+    errors = []
+    for arg in req.extra_args:
+        flag = arg.split("=", 1)[0]
+        if flag in PLAN_FLAGS:
+            errors.append(
+                f"{req.field}.extraArgs: {flag} contradicts the plan, which sets it; set {PLAN_FLAGS[flag]} instead"
+            )
+        elif flag in COMPONENT_FLAGS:
+            errors.append(f"{req.field}.extraArgs: {flag} is set by the plan; remove it ({COMPONENT_FLAGS[flag]})")
+    for flag in ("--max-num-seqs", "--max-num-batched-tokens"):
+        try:
+            flag_int(req.extra_args, flag)
+        except ValueError:
+            errors.append(f"{req.field}.extraArgs: {flag} needs a whole number after it")
+    for key, _ in req.env:
+        if key in PLAN_ENV:
+            errors.append(f"{req.field}.env.{key}: set by the plan from the GPU and the spec; remove it")
+    if errors:
+        raise SizingError(errors)
+
+
+def yarn_overrides(a: ModelArch, req: SizingRequest, r: Resolved) -> dict[str, Any]:
+    """YaRN as vLLM 0.13 applies it: a dict override replaces the config attribute after vLLM has already
+    turned `rope_scaling` into `rope_parameters` (ModelConfig._apply_dict_overrides, patch_rope_parameters), so
+    the override must be `rope_parameters` itself, with the model's rope_theta, which it replaces too."""
+    return {
+        "rope_parameters": {
+            "rope_type": "yarn",
+            "factor": req.rope_factor,
+            "original_max_position_embeddings": r.rope_original,
+            "rope_theta": a.rope_theta,
+        }
+    }
+
+
+def has_batch_invariant_kernels(compute_capability: str) -> bool:
+    family = compute_capability.split(".")[0]
+    return compute_capability in BATCH_INVARIANT_CAPABILITIES or family in BATCH_INVARIANT_FAMILIES
+
+
+def serving_config(
+    req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, nodes: int
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """vLLM arguments (for `vllm serve`, model first), environment and warnings."""
+    a = r.arch
+    args = [a.id]
+    if req.served_name:
+        args += ["--served-model-name", req.served_name]
+    if req.revision:
+        args += ["--revision", req.revision]
+    args += [
+        "--tensor-parallel-size",
+        str(c.tp),
+        "--pipeline-parallel-size",
+        str(c.pp),
+        "--max-model-len",
+        str(r.max_model_len),
+        "--gpu-memory-utilization",
+        f"{req.gpu_memory_utilization:g}",
+    ]
+    args += list(r.quant_flags)
+    if r.kv_dtype != "auto":
+        args += ["--kv-cache-dtype", r.kv_dtype]
+    if (c.max_num_seqs, c.batched_tokens) != shape.batch_defaults and r.rungs[0][:2] == shape.batch_defaults:
+        args += ["--max-num-seqs", str(c.max_num_seqs), "--max-num-batched-tokens", str(c.batched_tokens)]
+    if r.rope_original:
+        args += ["--hf-overrides", json.dumps(yarn_overrides(a, req, r), separators=(",", ":"))]
+    if a.task != "generate":
+        args += ["--runner", "pooling"]
+    if req.trust_remote_code if req.trust_remote_code is not None else a.trust_remote_code:
+        args += ["--trust-remote-code"]
+    args += list(a.vllm_args)
+    if req.deterministic:
+        args += ["--seed", str(req.seed), "--no-enable-prefix-caching"]
+    elif req.prefix_caching is True:
+        args += ["--enable-prefix-caching"]
+    elif req.prefix_caching is False:
+        args += ["--no-enable-prefix-caching"]
+    if req.tool_call_parser:
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", req.tool_call_parser]
+    args += list(req.extra_args)
+
+    env: dict[str, str] = {}
+    warnings: list[str] = []
+    if not shape.peer_to_peer:
+        env["NCCL_P2P_DISABLE"] = "1"
+    if req.deterministic:
+        if has_batch_invariant_kernels(shape.compute_capability):
+            env["VLLM_BATCH_INVARIANT"] = "1"
+        else:
+            warnings.append(
+                f"deterministic: {shape.gpu_id} (compute {shape.compute_capability}) has no batch-invariant "
+                "kernels in vLLM " + VLLM_VERSION + "; answers can differ across replicas and under load"
+            )
+    env.update(dict(req.env))
+
+    if req.revision is None:
+        warnings.append("no revision pin: the weights follow the repository's main branch; set revision to a commit")
+    if c.tp > shape.nvlink_domain:
+        warnings.append(
+            f"TP {c.tp} spans {c.tp // shape.nvlink_domain} NVLink domains of {shape.gpu_id}: every all-reduce "
+            "crosses PCIe" + (" host-staged (13x slower measured at 16 MiB)" if not shape.peer_to_peer else "")
+        )
+    if a.attention not in ("mla", "encoder") and c.tp > a.kv_heads:
+        warnings.append(f"TP {c.tp} > {a.kv_heads} KV heads: KV heads are replicated, wasting KV memory")
+    if c.max_num_seqs < shape.batch_defaults[0] and r.rungs[0][0] == shape.batch_defaults[0]:
+        warnings.append(
+            f"max_num_seqs {c.max_num_seqs} / max_num_batched_tokens {c.batched_tokens} (vLLM's small-GPU defaults) "
+            f"instead of {shape.batch_defaults[0]} / {shape.batch_defaults[1]}: the large-GPU sampler would not "
+            "leave room for the KV cache"
+        )
+    outside = shape.memory_gib * (1 - req.gpu_memory_utilization)
+    if outside < CUDA_GRAPH_RESERVE_GIB:
+        warnings.append(
+            f"gpu_memory_utilization {req.gpu_memory_utilization:g} leaves {outside:.2f} GiB outside vLLM's budget; "
+            f"CUDA graphs can take up to {CUDA_GRAPH_RESERVE_GIB} GiB there"
+        )
+    if r.weight_dtype == "fp8" and not shape.native_fp8:
+        warnings.append(
+            f"{shape.gpu_id} has no FP8 tensor cores: FP8 weights run weight-only (Marlin), saving memory, not compute"
+        )
+    if a.sliding_window_layers:
+        warnings.append(
+            f"{a.sliding_window_layers} of {a.layers} layers use a {a.sliding_window}-token sliding window; KV is "
+            "sized as full attention, so vLLM may report more tokens"
+        )
+    if a.params_estimated:
+        warnings.append(
+            f"parameter count estimated from the config ({a.params_b:g}B); pass paramsB for the published one"
+        )
+    return args, env, warnings

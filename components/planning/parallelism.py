@@ -1,0 +1,258 @@
+"""TP x PP: the candidates a model can run as on a GPU shape, and the one that fits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from components.catalog import ModelArch
+from components.planning.memory import (
+    GIB,
+    KV_BLOCK,
+    NON_TORCH_MULTI_GPU,
+    NON_TORCH_ONE_GPU,
+    activation_bytes,
+    kv_bytes_per_token,
+    tp_problem,
+    valid_tps,
+    weight_bytes,
+    weight_dtype_for,
+)
+from components.planning.types import (
+    GpuShape,
+    SizingError,
+    SizingRequest,
+    or_list,
+)
+from components.planning.vllm import (
+    LARGE_GPU_DEFAULTS,
+    LARGE_GPU_THRESHOLD_GIB,
+    SMALL_GPU_DEFAULTS,
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tp: int
+    pp: int
+    fits: bool
+    max_num_seqs: int
+    batched_tokens: int
+    weights: float
+    activation: float
+    non_torch: float
+    kv_room: float
+    kv_per_token: float
+    kv_tokens: int | None
+    kv_needed: float
+    weights_total: float
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Request facts every candidate shares."""
+
+    arch: ModelArch
+    weight_dtype: str
+    quant_flags: tuple[str, ...]
+    max_model_len: int
+    rope_original: int | None
+    kv_dtype: str
+    # (max_num_seqs, max_num_batched_tokens, budget the fit is judged against), tried in order
+    rungs: tuple[tuple[int, int, float], ...]
+    budget: float
+    min_concurrency: int
+
+
+def evaluate(r: Resolved, tp: int, pp: int) -> Candidate:
+    weights, total = weight_bytes(r.arch, r.weight_dtype, tp, pp)
+    non_torch = NON_TORCH_ONE_GPU if tp * pp == 1 else NON_TORCH_MULTI_GPU
+    per_token = kv_bytes_per_token(r.arch, tp, pp, r.kv_dtype)
+    needed_tokens = r.min_concurrency * r.max_model_len if per_token else 0
+    best: Candidate | None = None
+    for seqs, batched, judged_budget in r.rungs:
+        activation = activation_bytes(r.arch, tp, seqs, batched)
+        kv_need = needed_tokens * per_token
+        fits = judged_budget - weights - activation - non_torch >= kv_need
+        room = r.budget - weights - activation - non_torch
+        tokens = int(room // per_token) // KV_BLOCK * KV_BLOCK if per_token and room > 0 else (0 if per_token else None)
+        candidate = Candidate(
+            tp, pp, fits, seqs, batched, weights, activation, non_torch, room, per_token, tokens, kv_need, total
+        )
+        best = best or candidate
+        if fits:
+            return candidate
+    assert best is not None
+    return best
+
+
+def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
+    arch = req.arch
+    if req.task and req.task != arch.task:
+        if arch.task == "generate" or req.task == "generate":
+            raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
+        arch = replace(arch, task=req.task)  # type: ignore[arg-type]
+    weight_dtype, quant_flags = weight_dtype_for(req, arch)
+    if arch.task != "generate" and req.tool_call_parser:
+        raise SizingError([f"{req.field}.toolCallParser: {arch.id} is a {arch.task} model; remove it"])
+    if req.rope_factor and not arch.rope_theta:
+        raise SizingError(
+            [
+                f"{req.field}.ropeScaling: {arch.id} learns absolute positions (no RoPE), "
+                "which YaRN cannot extend; remove it"
+            ]
+        )
+
+    native = arch.max_position
+    rope_original: int | None = None
+    limit = native
+    if req.rope_factor:
+        rope_original = req.rope_original or arch.yarn_original_max_position or native
+        limit = int(rope_original * req.rope_factor)
+    max_len = req.max_model_len or limit
+    if max_len > limit:
+        if req.rope_factor:
+            need = math.ceil(max_len / (rope_original or native))
+            raise SizingError(
+                [
+                    f"{req.field}.maxModelLen: {max_len} exceeds {rope_original} x YaRN factor "
+                    f"{req.rope_factor:g} = {limit}; raise ropeScaling.factor to {need} or lower maxModelLen"
+                ]
+            )
+        original = arch.yarn_original_max_position or native
+        raise SizingError(
+            [
+                f"{req.field}.maxModelLen: {max_len} exceeds the {native} positions {arch.id} was trained on; "
+                f"lower it to {native}"
+                + (f" or add ropeScaling: {{factor: {-(-max_len // original)}}} (YaRN)" if arch.rope_theta else "")
+            ]
+        )
+
+    budget = shape.memory_mib * 1024**2 * req.gpu_memory_utilization
+    asked_seqs = flag_int(req.extra_args, "--max-num-seqs")
+    asked_tokens = flag_int(req.extra_args, "--max-num-batched-tokens")
+    default_seqs, default_tokens = shape.batch_defaults
+    rungs = [(asked_seqs or default_seqs, asked_tokens or default_tokens, budget)]
+    if shape.batch_defaults == LARGE_GPU_DEFAULTS and asked_seqs is None and asked_tokens is None:
+        # vLLM's large-GPU batch defaults cost ~4 GiB more sampler memory than the small-GPU ones. A
+        # larger card must never need more GPUs than a smaller one, so when the small-GPU defaults
+        # would fit on a card just under the threshold, the plan passes them instead.
+        small_budget = min(budget, LARGE_GPU_THRESHOLD_GIB * GIB * req.gpu_memory_utilization)
+        rungs.append((*SMALL_GPU_DEFAULTS, small_budget))
+    if arch.task != "generate":
+        rungs = [(seqs, max(tokens, max_len), b) for seqs, tokens, b in rungs]  # no chunked prefill in pooling
+    return Resolved(
+        arch=arch,
+        weight_dtype=weight_dtype,
+        quant_flags=tuple(quant_flags),
+        max_model_len=max_len,
+        rope_original=rope_original,
+        kv_dtype=req.kv_cache_dtype,
+        rungs=tuple(rungs),
+        budget=budget,
+        min_concurrency=req.min_concurrency,
+    )
+
+
+def flag_int(args: tuple[str, ...], flag: str) -> int | None:
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return int(args[i + 1])
+        if arg.startswith(flag + "="):
+            return int(arg.split("=", 1)[1])
+    return None
+
+
+def candidate_shapes(req: SizingRequest, r: Resolved, shape: GpuShape, max_nodes: int) -> Iterator[tuple[int, int]]:
+    """(TP, PP) pairs in the order the objective prefers them; the first that fits wins.
+
+    A replica either divides one node (GPUs per replica divides GPUs per node, so replicas tile
+    nodes) or takes whole nodes. TP stays inside one NVLink domain unless the operator pins it; PP
+    spans domains and nodes.
+    """
+    n, domain = shape.gpus_per_node, shape.nvlink_domain
+    pp_ok = r.arch.attention != "encoder"
+    single = [g for g in range(1, n + 1) if n % g == 0]
+
+    def pps_for(tp: int) -> Iterator[int]:
+        for g in single:
+            if g % tp == 0:
+                yield g // tp
+        for nodes in range(2, max_nodes + 1):
+            if n % tp == 0:
+                yield nodes * n // tp
+
+    if req.tensor_parallel and req.pipeline_parallel:
+        yield req.tensor_parallel, req.pipeline_parallel
+        return
+    if req.tensor_parallel:
+        for pp in pps_for(req.tensor_parallel):
+            if pp == 1 or (pp_ok and pp <= r.arch.layers):
+                yield req.tensor_parallel, pp
+        return
+
+    tps = valid_tps(r.arch, min(domain, n), r.weight_dtype)
+    if req.pipeline_parallel:
+        pp = req.pipeline_parallel
+        for tp in sorted(tps, reverse=req.objective == "latency"):
+            g = tp * pp
+            if n % g == 0 or (g % n == 0 and n % tp == 0):
+                yield tp, pp
+        return
+
+    if req.objective == "latency":
+        tp = max(t for t in tps if n % t == 0)
+        for pp in pps_for(tp):
+            if pp == 1 or (pp_ok and pp <= r.arch.layers):
+                yield tp, pp
+        return
+
+    # throughput: the fewest GPUs; among equal counts the largest TP (less pipeline bubble)
+    for g in single:
+        for tp in sorted((t for t in tps if g % t == 0), reverse=True):
+            pp = g // tp
+            if pp == 1 or (pp_ok and pp <= r.arch.layers):
+                yield tp, pp
+                break
+    for nodes in range(2, max_nodes + 1):
+        node_tps = [t for t in tps if n % t == 0]
+        if node_tps and pp_ok:
+            tp = max(node_tps)
+            if nodes * n // tp <= r.arch.layers:
+                yield tp, nodes * n // tp
+
+
+def check_parallel_overrides(req: SizingRequest, r: Resolved, shape: GpuShape) -> list[str]:
+    errors = []
+    n = shape.gpus_per_node
+    if req.tensor_parallel:
+        tp = req.tensor_parallel
+        problem = tp_problem(r.arch, tp, r.weight_dtype)
+        if problem:
+            tiling = [t for t in valid_tps(r.arch, n, r.weight_dtype) if n % t == 0]
+            errors.append(f"{req.field}.tensorParallel: {problem}; use {or_list(tiling)}")
+        elif tp > n:
+            errors.append(
+                f"{req.field}.tensorParallel: {tp} is more than the {n} GPUs of one node and TP never spans "
+                f"nodes; use at most {n} and pipelineParallel for more nodes"
+            )
+        elif n % tp:
+            errors.append(
+                f"{req.field}.tensorParallel: {tp} does not divide the {n} GPUs of a node, so replicas "
+                f"cannot tile nodes; use {or_list([t for t in valid_tps(r.arch, n, r.weight_dtype) if n % t == 0])}"
+            )
+    if req.pipeline_parallel:
+        pp = req.pipeline_parallel
+        if pp > 1 and r.arch.attention == "encoder":
+            errors.append(f"{req.field}.pipelineParallel: vLLM has no pipeline parallelism for encoder models; use 1")
+        elif pp > r.arch.layers:
+            errors.append(f"{req.field}.pipelineParallel: {pp} is more than the {r.arch.layers} layers of {r.arch.id}")
+        elif req.tensor_parallel and not errors:
+            g = req.tensor_parallel * pp
+            if n % g and g % n:
+                errors.append(
+                    f"{req.field}.pipelineParallel: TP {req.tensor_parallel} x PP {pp} = {g} GPUs neither "
+                    f"divides nor fills whole {n}-GPU nodes; pick a PP that does"
+                )
+    return errors

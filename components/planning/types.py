@@ -1,0 +1,244 @@
+"""The plan's types: what sizing is asked (GpuShape, SizingRequest) and what it answers (Sizing, ModelPlan,
+PoolPlan, ClusterPlan), fully resolved for the components."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from components.catalog import GpuType, ModelArch
+from components.planning.vllm import (
+    LARGE_GPU_DEFAULTS,
+    LARGE_GPU_THRESHOLD_GIB,
+    SMALL_GPU_DEFAULTS,
+)
+from components.spec import (
+    AuthSpec,
+    AutoscalingSpec,
+    ExistingBackendSpec,
+    GatewaySpec,
+    GkeBackendSpec,
+    ImagesSpec,
+    KarpenterBackendSpec,
+    ModelAutoscalingSpec,
+    ModelSloSpec,
+    ModelSpec,
+    MonitoringSpec,
+    OvhBackendSpec,
+    SpecError,
+)
+
+# How far the CLI looks for multi-node shapes when no pool bounds it.
+CLI_MAX_NODES = 16
+
+Objective = Literal["throughput", "latency"]
+
+
+class SizingError(SpecError):
+    """A model that cannot run as asked; one line per problem, each naming the field and the fix."""
+
+
+@dataclass(frozen=True)
+class GpuShape:
+    """What sizing needs to know about a node: its GPU, how many, and how they are wired."""
+
+    gpu_id: str
+    gpu_name: str
+    memory_mib: int
+    gpus_per_node: int
+    nvlink_domain: int
+    peer_to_peer: bool
+    native_fp8: bool
+    compute_capability: str
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_mib / 1024
+
+    @classmethod
+    def of(cls, gpu: GpuType, gpus_per_node: int, nvlink_domain: int | None = None) -> GpuShape:
+        domain = nvlink_domain or math.gcd(gpu.nvlink_domain, gpus_per_node)
+        return cls(
+            gpu_id=gpu.id,
+            gpu_name=gpu.name,
+            memory_mib=gpu.memory_mib,
+            gpus_per_node=gpus_per_node,
+            nvlink_domain=domain,
+            peer_to_peer=gpu.peer_to_peer,
+            native_fp8=gpu.native_fp8,
+            compute_capability=gpu.compute_capability,
+        )
+
+    @property
+    def batch_defaults(self) -> tuple[int, int]:
+        big = self.memory_gib >= LARGE_GPU_THRESHOLD_GIB and "A100" not in self.gpu_name.upper()
+        return LARGE_GPU_DEFAULTS if big else SMALL_GPU_DEFAULTS
+
+
+@dataclass(frozen=True)
+class SizingRequest:
+    """One model as the operator asked for it (from a ModelSpec or the `size` CLI)."""
+
+    arch: ModelArch
+    field: str = "model"  # where errors point: "models[3]" in a stack, "--model" in the CLI
+    served_name: str | None = None
+    revision: str | None = None
+    task: str | None = None
+    quantization: str = "auto"
+    kv_cache_dtype: str = "auto"
+    max_model_len: int | None = None
+    rope_factor: float | None = None
+    rope_original: int | None = None
+    objective: Objective = "throughput"
+    min_concurrency: int = 1
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel: int | None = None
+    pipeline_parallel: int | None = None
+    deterministic: bool = False
+    seed: int = 0
+    prefix_caching: bool | None = None
+    tool_call_parser: str | None = None
+    trust_remote_code: bool | None = None
+    extra_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_spec(cls, model: ModelSpec, arch: ModelArch, index: int) -> SizingRequest:
+        rope = model.rope_scaling
+        return cls(
+            arch=arch,
+            field=f"models[{index}]",
+            served_name=model.name,
+            revision=model.revision,
+            task=model.task,
+            quantization=model.quantization,
+            kv_cache_dtype=model.kv_cache_dtype,
+            max_model_len=model.max_model_len,
+            rope_factor=rope.factor if rope else None,
+            rope_original=rope.original_max_position if rope else None,
+            objective=model.objective,
+            min_concurrency=model.min_concurrency,
+            gpu_memory_utilization=model.gpu_memory_utilization,
+            tensor_parallel=model.tensor_parallel,
+            pipeline_parallel=model.pipeline_parallel,
+            deterministic=model.deterministic,
+            seed=model.seed,
+            prefix_caching=model.prefix_caching,
+            tool_call_parser=model.tool_call_parser,
+            trust_remote_code=model.trust_remote_code,
+            extra_args=tuple(model.extra_args),
+            env=tuple(sorted(model.env.items())),
+        )
+
+
+class PlanModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MemoryPlan(PlanModel):
+    """GiB per GPU of the most loaded pipeline stage."""
+
+    gpu_total: float
+    usable: float  # vLLM's budget: gpu_total x gpu_memory_utilization
+    weights: float
+    activation: float
+    non_torch: float
+    kv_cache: float  # what is left for the KV cache
+    kv_needed: float  # KV of min_concurrency full-length requests
+
+
+class Sizing(PlanModel):
+    """How one model runs on one GPU shape."""
+
+    model: str
+    task: str
+    gpu: str
+    objective: str
+    fits: bool
+    tp: int
+    pp: int
+    gpus_per_replica: int
+    nodes_per_replica: int
+    weight_dtype: str
+    kv_cache_dtype: str
+    weights_total_gib: float  # in GPU memory, all GPUs of a replica
+    checkpoint_gib: float  # on disk, as downloaded (a 16-bit checkpoint quantized at load time stays 16-bit)
+    gpus_per_pod: int
+    max_model_len: int
+    rope_type: str  # as vLLM names it: the config's own (default, llama3, yarn, none), or yarn from ropeScaling
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    memory: MemoryPlan
+    kv_cache_tokens: int | None
+    max_concurrency: float | None
+    vllm_args: list[str]
+    env: dict[str, str]
+    warnings: list[str]
+    reasons: list[str]
+
+
+class ModelPlan(Sizing):
+    """A sized model of a stack, with its pool and replica bounds."""
+
+    name: str
+    revision: str | None
+    pool: str
+    min_replicas: int
+    max_replicas: int
+    autoscaling: ModelAutoscalingSpec | None
+    slo: ModelSloSpec
+
+
+class PoolPlan(PlanModel):
+    name: str
+    gpu: str
+    gfd_product: str
+    backend: str
+    backend_config: ExistingBackendSpec | KarpenterBackendSpec | GkeBackendSpec | OvhBackendSpec
+    node_names: list[str]  # existing nodes; empty for cloud backends
+    instance_types: list[str]  # cloud shapes the pool may use (Karpenter: several; GKE, OVHcloud: one)
+    accelerator: str | None  # GKE guest accelerator type
+    # GKE: nodes of a pool that hosts multi-node replicas are placed close together.
+    compact_placement: bool
+    taint: bool
+    install_driver: bool
+    install_toolkit: bool
+    instance_type: str | None
+    gpus_per_node: int
+    nvlink_domain: int
+    peer_to_peer: bool
+    min_nodes: int
+    max_nodes: int
+    gpus_total: int  # at max nodes
+    gpus_used_min: int
+    gpus_used_max: int
+    nodes_used_min: int
+    nodes_used_max: int
+    models: list[str]
+
+
+class ClusterPlan(PlanModel):
+    """What will run. Components read this, never raw config."""
+
+    vllm_version: str
+    kubernetes_version: str
+    namespace: str
+    storage_class: str | None
+    weights_storage_class: str
+    weights_cache: str
+    pools: list[PoolPlan]
+    models: list[ModelPlan]
+    gateway: GatewaySpec
+    auth: AuthSpec
+    autoscaling: AutoscalingSpec
+    monitoring: MonitoringSpec
+    images: ImagesSpec
+    warnings: list[str]
+
+
+def or_list(values: list[int]) -> str:
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]

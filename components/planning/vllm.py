@@ -1,0 +1,51 @@
+"""What depends on the vLLM version the model servers run: its defaults, the flags and environment the plan
+owns, and its capability rules. Each row cites the vLLM source it follows."""
+
+from __future__ import annotations
+
+VLLM_VERSION = "0.13.0"
+# vLLM's own defaults for the OpenAI server: GPUs with >= 70 GiB (A100 excepted) get larger batches.
+LARGE_GPU_THRESHOLD_GIB = 70.0
+LARGE_GPU_DEFAULTS = (1024, 8192)  # (max_num_seqs, max_num_batched_tokens)
+SMALL_GPU_DEFAULTS = (256, 2048)
+# Compute capabilities vLLM 0.13's batch-invariant mode has kernels for: its own matmuls on 8.0, 8.9 and
+# the 10.x family, cuBLAS without split-K on 9.0 (enable_batch_invariant_mode in
+# vllm/model_executor/layers/batch_invariant.py). Other GPUs get no invariant matmul.
+BATCH_INVARIANT_CAPABILITIES = ("8.0", "8.9", "9.0")
+BATCH_INVARIANT_FAMILIES = ("10",)
+# Flags the plan owns, and the spec field that sets each.
+PLAN_FLAGS = {
+    "--model": "model",
+    "--served-model-name": "name",
+    "--revision": "revision",
+    "--tensor-parallel-size": "tensorParallel",
+    "-tp": "tensorParallel",
+    "--pipeline-parallel-size": "pipelineParallel",
+    "-pp": "pipelineParallel",
+    "--data-parallel-size": "replicas (each replica is its own pod)",
+    "-dp": "replicas (each replica is its own pod)",
+    "--max-model-len": "maxModelLen",
+    "--gpu-memory-utilization": "gpuMemoryUtilization",
+    "--quantization": "quantization",
+    "-q": "quantization",
+    "--dtype": "quantization",
+    "--kv-cache-dtype": "kvCacheDtype",
+    "--hf-overrides": "ropeScaling",
+    "--rope-scaling": "ropeScaling",
+    "--seed": "seed",
+    "--enable-prefix-caching": "prefixCaching",
+    "--no-enable-prefix-caching": "prefixCaching",
+    "--enable-auto-tool-choice": "toolCallParser",
+    "--tool-call-parser": "toolCallParser",
+    "--trust-remote-code": "trustRemoteCode",
+    "--task": "task",
+    "--runner": "task",
+    "--convert": "task",
+}
+# Flags the components set, and which.
+COMPONENT_FLAGS = {
+    "--host": "the serving component sets it",
+    "--port": "the serving component sets it",
+    "--distributed-executor-backend": "the plan picks it for multi-node replicas",
+}
+PLAN_ENV = ("NCCL_P2P_DISABLE", "VLLM_BATCH_INVARIANT", "HF_TOKEN", "HF_HOME")
