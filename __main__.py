@@ -4,16 +4,16 @@ import importlib.util
 
 import pulumi
 
-from components.catalog import CatalogError, load_gpu_catalog, load_model_catalog
+from components.catalog import CatalogError
 from components.cluster import LlmCluster, LlmClusterArgs
 from components.gpu_pool import missing_sdks
-from components.planning.cluster import plan_cluster
 from components.spec import SpecError, load_cluster_spec
+from components.stacks import plan_for
 
 config = pulumi.Config("llm-cluster")
 try:
     spec = load_cluster_spec(config.require_object("cluster"))
-    plan = plan_cluster(spec, load_gpu_catalog(), load_model_catalog())
+    plan = plan_for(spec)
 except (SpecError, CatalogError) as exc:
     # One line per problem, each naming the field; nothing is created when the spec is wrong.
     raise pulumi.RunError(f"llm-cluster:cluster is invalid:\n{exc}") from None

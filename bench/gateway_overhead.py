@@ -2,7 +2,7 @@
 
     python -m bench.gateway_overhead [--quick] [--concurrency 1 8 32 64 128] [--requests N]
 
-Stand-ins for vLLM (tests/support/fake_vllm.py, one process per model-server worker) stream `TOKENS`
+Stand-ins for vLLM (testbed/fake_vllm.py, one process per model-server worker) stream `TOKENS`
 tokens `ITL_MS` apart. The same stand-ins sit behind every target:
 
 - direct: the stand-ins themselves (the load generator spreads requests over them, as a Service would);
@@ -49,12 +49,12 @@ import aiohttp
 import yaml
 from matplotlib.figure import Figure
 
-from components.cli import plan_stack
 from components.gateway import litellm_args, litellm_config, router_args
 from components.planning.types import ClusterPlan
-from tests.support.fake_vllm import StandInServer
-from tests.support.gateways import loopback_router_args, with_values
-from tests.support.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http
+from components.stacks import load_stack, plan_for
+from testbed.fake_vllm import StandInServer
+from testbed.gateways import loopback_router_args, with_values
+from testbed.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http
 
 RESULTS = Path(__file__).parent / "results"
 HOST = "127.0.0.1"
@@ -497,7 +497,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> str:
 
 `{result["command"]}` on {result["machine"]}; {result["wall_s"]} s in all.
 
-Stand-ins ({s["stand_ins"]} processes of `tests/support/fake_vllm.py`, listen backlog {s["stand_in_backlog"]} as
+Stand-ins ({s["stand_ins"]} processes of `testbed/fake_vllm.py`, listen backlog {s["stand_in_backlog"]} as
 vLLM's) stream {s["tokens"]} tokens {s["itl_ms"]:g} ms apart; the same ones back every target. `direct`: the
 load generator spreads requests over the stand-ins. `litellm-1w`/`-2w`: the real LiteLLM proxy from the
 {s["litellm_stack"]} stack's rendered config (api_base pointing at the stand-ins, one deployment each) and
@@ -576,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if min(levels) < 1 or requests < 1 or max(levels) > 512:
         parser.error("concurrency must be 1..512 and requests at least 1")
 
-    litellm_plan, router_plan = plan_stack(LITELLM_STACK), plan_stack(ROUTER_STACK)
+    litellm_plan, router_plan = plan_for(load_stack(LITELLM_STACK)), plan_for(load_stack(ROUTER_STACK))
     assert litellm_plan.gateway.kind == "litellm" and router_plan.gateway.kind == "vllm-router"
     models = sorted({generate_model(litellm_plan), generate_model(router_plan)})
     command = " ".join(["python -m bench.gateway_overhead", *(argv if argv is not None else sys.argv[1:])])

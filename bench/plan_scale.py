@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import load_gpu_catalog, load_model_catalog
-from components.planning.cluster import plan_cluster
 from components.spec import load_cluster_spec
+from components.stacks import plan_for
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,12 +74,11 @@ def synthetic_stack(count: int) -> dict[str, Any]:
 
 def time_plan(count: int, repeat: int) -> dict[str, Any]:
     raw = synthetic_stack(count)
-    gpus, models = load_gpu_catalog(), load_model_catalog()
     seconds = []
     replicas = 0
     for _ in range(repeat):
         start = time.perf_counter()
-        plan = plan_cluster(load_cluster_spec(raw), gpus, models)
+        plan = plan_for(load_cluster_spec(raw))
         seconds.append(time.perf_counter() - start)
         replicas = sum(m.max_replicas for m in plan.models)
     median = statistics.median(seconds)

@@ -1,5 +1,15 @@
-"""`python -m components size|plan` (see components/cli.py)."""
+"""`python -m components size|plan` (see components/tools/cli.py)."""
 
-from components.cli import main
+import os
+import sys
 
-raise SystemExit(main())
+from components.tools.cli import main
+
+try:
+    code = main()
+    sys.stdout.flush()
+except BrokenPipeError:
+    # The reader (`| head`) went away: stop quietly, as a pipeline expects.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    code = 0
+raise SystemExit(code)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.capacity_diff import diff_plans
-from components.cli import STACKS_DIR, base_plan, main, plan_stack
+from components.stacks import STACKS_DIR, load_stack, plan_for
+from components.tools.capacity_diff import diff_plans
+from components.tools.cli import base_plan, main
 
 
 def test_a_changed_stack_file_shows_models_and_pool_gpus_before_and_after(
@@ -37,7 +38,7 @@ def test_a_git_ref_is_read_from_history() -> None:
 
 
 def test_a_stack_new_at_the_base_shows_everything_added() -> None:
-    text = diff_plans(None, plan_stack("staging"), "staging", "main")
+    text = diff_plans(None, plan_for(load_stack("staging")), "staging", "main")
     assert "| `ministral-14b` | added | - → mistralai/Ministral-3-14B-Instruct-2512 |" in text
     assert "| `h100` (added) |" in text
 

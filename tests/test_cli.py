@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.cli import main
+from components.tools.cli import main
 
 PROJECT = Path(__file__).resolve().parent.parent
 STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (PROJECT / "stacks").glob("Pulumi.*.yaml"))

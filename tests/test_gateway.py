@@ -9,7 +9,7 @@ import pytest
 from components.api_gateway import CLIENT_HEADER, CLIENT_KEYS_SECRET, GATEWAY, UPSTREAM_CREDENTIAL
 from components.gateway import LITELLM_PORT, ROUTER_PORT
 from components.spec import SpecError, load_cluster_spec
-from tests.conftest import STACKS, rendered, stack_config
+from testbed.stacks import STACKS, rendered, stack_config
 
 
 def objects(stack: str, kind: str) -> dict[str, dict[str, Any]]:
@@ -151,8 +151,7 @@ def test_bad_gateway_and_auth_input(change: Any, message: str) -> None:
 
 @pytest.mark.parametrize(("task", "kind"), [("generate", "vllm-router"), ("score", "litellm")])
 def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task: str, kind: str) -> None:
-    from components.catalog import load_gpu_catalog, load_model_catalog
-    from components.planning.cluster import plan_cluster
+    from components.stacks import plan_for
 
     model = "BAAI/bge-reranker-v2-m3" if task == "score" else "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
     config = {
@@ -163,15 +162,14 @@ def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task:
         "models": [{"name": "m", "model": model, "pool": "p", "maxModelLen": 4096}],
         "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
     }
-    plan = plan_cluster(load_cluster_spec(config), load_gpu_catalog(), load_model_catalog())
+    plan = plan_for(load_cluster_spec(config))
     assert plan.gateway.kind == kind
     assert plan.gateway.workers == 2
 
 
 def test_vllm_router_with_a_rerank_model_is_refused_by_the_plan() -> None:
-    from components.catalog import load_gpu_catalog, load_model_catalog
-    from components.planning.cluster import plan_cluster
     from components.planning.types import SizingError
+    from components.stacks import plan_for
 
     config = {
         "storageClass": "fast",
@@ -183,7 +181,7 @@ def test_vllm_router_with_a_rerank_model_is_refused_by_the_plan() -> None:
         "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
     }
     with pytest.raises(SizingError) as caught:
-        plan_cluster(load_cluster_spec(config), load_gpu_catalog(), load_model_catalog())
+        plan_for(load_cluster_spec(config))
     assert caught.value.errors == [
         "gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through (m serve rerank); "
         "use kind: litellm or leave kind out"

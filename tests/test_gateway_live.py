@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from components.planning.types import ClusterPlan
-from tests.conftest import rendered
-from tests.support.gateways import loopback_router_args
-from tests.support.processes import VENV_BIN, fake_vllm, free_port, running, start, stop, wait_http
+from testbed.gateways import loopback_router_args
+from testbed.processes import VENV_BIN, fake_vllm, free_port, running, start, stop, wait_http
+from testbed.stacks import rendered
 
 MASTER_KEY = "sk-test-master-key-0123456789"
 

@@ -9,9 +9,9 @@ import pytest
 
 from components.gpu_pool import ALL_OPERANDS_OPT_OUT, DRIVER_OPT_OUT, GKE_NO_DEVICE_PLUGIN
 from components.labels import GPU_RESOURCE, MODEL_LABEL, POOL_LABEL
-from components.render import ProgramRun, RenderError, run_program
 from components.spec import SpecError, load_cluster_spec
-from tests.conftest import rendered
+from components.tools.render import ProgramRun, RenderError, run_program
+from testbed.stacks import rendered
 
 MODEL = {"name": "coder", "model": "Qwen/Qwen2.5-Coder-7B-Instruct", "pool": "gpu", "maxModelLen": 32768}
 

@@ -10,7 +10,7 @@ import pytest
 from components.labels import GPU_RESOURCE, GPU_TAINT_KEY, MODEL_LABEL, POOL_LABEL
 from components.model_server import PORT, STARTUP_BASE_SECONDS, cache_size_gib
 from components.planning.types import ModelPlan
-from tests.conftest import STACKS, rendered
+from testbed.stacks import STACKS, rendered
 
 
 def workloads(stack: str) -> dict[str, dict[str, Any]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components.cli import PROJECT_DIR
-from components.render import RenderError, _monitor, run_program
-from tests.conftest import rendered, stack_config
+from components.stacks import PROJECT_DIR
+from components.tools.render import RenderError, _monitor, run_program
+from testbed.stacks import rendered, stack_config
 
 
 def test_every_stack_synthesizes_and_exports_its_plan(stack: str) -> None:

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from components.charts import CHARTS_DIR
-from components.cli import main
-from components.render import SECRET, run_program
-from tests.conftest import STACKS, stack_config
+from components.tools.cli import main
+from components.tools.render import SECRET, run_program
+from testbed.stacks import STACKS, stack_config
 
 CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "batch/v1", "networking.k8s.io/v1", "autoscaling/v2",
                "rbac.authorization.k8s.io/v1")  # fmt: skip

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components.catalog import CatalogError, ModelArch, load_gpu_catalog, load_model_catalog
-from components.planning.cluster import plan_cluster
 from components.planning.memory import GIB, kv_bytes_per_token, tp_problem, valid_tps, weight_bytes
 from components.planning.pools import _Pool, _take
 from components.planning.sizing import size_model
 from components.planning.types import GpuShape, Sizing, SizingError, SizingRequest
 from components.spec import load_cluster_spec
+from components.stacks import plan_for
 
 GPUS = load_gpu_catalog()
 MODELS = load_model_catalog()
@@ -284,7 +284,7 @@ def test_plan_reports_pool_use_at_min_and_max() -> None:
             nodes=2,
         )
     )
-    plan = plan_cluster(spec, GPUS, MODELS, PROJECT)
+    plan = plan_for(spec)
     pool = plan.pools[0]
     assert (pool.gpus_used_min, pool.gpus_used_max, pool.gpus_total) == (5, 8, 16)
     assert pool.nodes_used_max == 1  # best fit packs both models onto one node
@@ -295,7 +295,7 @@ def test_plan_names_the_model_and_the_shortfall() -> None:
         _spec([{"name": "big", "model": "Qwen/Qwen3-32B", "pool": "h100", "maxModelLen": 32000, "replicas": 5}])
     )
     with pytest.raises(SizingError) as caught:
-        plan_cluster(spec, GPUS, MODELS, PROJECT)
+        plan_for(spec)
     assert caught.value.errors == [
         "pools[0].backend.nodeNames: max replicas of models[0] (big) do not fit 1 node(s) of 8 x H100-SXM-80GB; "
         "they need 2 nodes (1 more, 2 GPUs short): add nodes or lower the replicas"
@@ -309,7 +309,7 @@ def test_multi_node_replicas_take_whole_nodes() -> None:
             nodes=3,
         )
     )
-    plan = plan_cluster(spec, GPUS, MODELS, PROJECT)
+    plan = plan_for(spec)
     assert plan.models[0].nodes_per_replica == 2
     assert (plan.pools[0].nodes_used_max, plan.pools[0].gpus_used_max) == (2, 16)
 

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.catalog import load_gpu_catalog, load_model_catalog
-from components.planning.cluster import plan_cluster
 from components.planning.types import ClusterPlan, SizingError
 from components.spec import ClusterSpec, ExistingBackendSpec, SpecError, load_cluster_spec
+from components.stacks import plan_for
 
 PROJECT = Path(__file__).resolve().parents[1]
 STACKS = sorted((PROJECT / "stacks").glob("Pulumi.*.yaml"))
@@ -60,14 +59,14 @@ def base() -> Config:
 
 def plan(cfg: Config) -> ClusterPlan:
     spec = load_cluster_spec(cfg)
-    return plan_cluster(spec, load_gpu_catalog(), load_model_catalog(), PROJECT)
+    return plan_for(spec)
 
 
 def problems(cfg: object) -> SpecError:
     """The error a config raises, from the spec stage or the sizing stage."""
     with pytest.raises(SpecError) as info:
         spec = load_cluster_spec(cfg)
-        plan_cluster(spec, load_gpu_catalog(), load_model_catalog(), PROJECT)
+        plan_for(spec)
     return info.value
 
 

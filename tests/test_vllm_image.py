@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from components.images import VLLM_IMAGE
-from components.render import PUSHED_DIGEST, SECRET, RenderError, run_program
 from components.spec import SpecError, load_cluster_spec
-from tests.conftest import stack_config
+from components.tools.render import PUSHED_DIGEST, SECRET, RenderError, run_program
+from testbed.stacks import stack_config
 
 REPOSITORY = "registry.example.com/llm/vllm-openai"
 CREDENTIALS = {"llm-cluster:registryUsername": "ci-bot", "llm-cluster:registryPassword": "hunter2-registry-password"}

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cli import main
-from tests.conftest import STACKS
+from components.tools.cli import main
+from testbed.stacks import STACKS
 
 # API groups the core schemas (kubernetes_validate in tests/test_render.py) cover; the rest are custom resources.
 CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "batch/v1", "networking.k8s.io/v1", "autoscaling/v2",

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import CATALOG_DIR, GpuType, load_model_catalog
+from components.stacks import PROJECT_DIR
 from tests.engine.synthesized import synthesized_config
-from tests.support.processes import PROJECT_DIR
 
 VLLM_VENV = PROJECT_DIR / ".venv-vllm"
 STANDIN = Path(__file__).with_name("vllm_standin.py")

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from components.catalog import load_gpu_catalog, load_model_catalog
-from components.cli import load_stack_spec, plan_stack
 from components.labels import POOL_LABEL
 from components.planning.memory import UNQUANTIZED
 from components.planning.sizing import size_model
 from components.planning.types import GpuShape, ModelPlan, SizingRequest
-from tests.conftest import STACKS, rendered
+from components.stacks import load_stack, plan_for
+from testbed.stacks import STACKS, rendered
 from tests.engine.engine_run import VllmContainer, container_env, containers_of, memory_limit, run_engine
 
 TORCH_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
@@ -37,7 +37,7 @@ class Verdicts:
 @pytest.fixture(scope="module", params=STACKS)
 def verdicts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Verdicts:
     stack = str(request.param)
-    plan = plan_stack(stack)
+    plan = plan_for(load_stack(stack))
     gpus = load_gpu_catalog()
     pools = {p.name: p for p in plan.pools}
     models = {m.name: m for m in plan.models}
@@ -59,7 +59,7 @@ def verdicts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         )
         owners[name] = models[name.split("/")[0]]
     assert containers, f"{stack}: no vLLM container rendered"
-    deterministic = {m.name for m in load_stack_spec(stack).models if m.deterministic}
+    deterministic = {m.name for m in load_stack(stack).models if m.deterministic}
     answers = run_engine(containers, tmp_path_factory.mktemp(f"vllm-{stack}"))
     weaker = {name: a.get("config") or a["unchecked"] for name, a in answers.items() if a.get("config") != "real"}
     if weaker:  # said in every run's summary, so nobody mistakes these verdicts for ones on the real file

@@ -10,8 +10,8 @@ import pytest
 from components.autoscaling import ADAPTER_METRICS, quantity
 from components.monitoring import DASHBOARDS_DIR, GRAFANA_ADMIN_SECRET, static_rule_groups
 from components.spec import SpecError, load_cluster_spec
-from tests.conftest import STACKS, rendered, stack_config
-from tests.support.fake_vllm import FakeVllm
+from testbed.fake_vllm import FakeVllm
+from testbed.stacks import STACKS, rendered, stack_config
 
 # vLLM 0.13's gauge names, from vllm/v1/metrics/loggers.py (the metrics the adapter may expose per pod).
 VLLM_GAUGES = {"vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"}
@@ -78,7 +78,7 @@ def test_grafana_password_is_wired_by_reference(stack: str) -> None:
 def test_alertmanager_receivers_come_from_the_operators_secret() -> None:
     config = stack_config("dev")
     config["monitoring"]["alertmanagerConfigSecret"] = "alertmanager-receivers"
-    from components.render import run_program
+    from components.tools.render import run_program
 
     values = run_program(config).helm_releases["kube-prometheus-stack"]["values"]
     assert values["alertmanager"]["alertmanagerSpec"]["configSecret"] == "alertmanager-receivers"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STACKS, rendered
+from testbed.stacks import STACKS, rendered
 from tests.monitoring.chart_monitors import (
     CHARTS,
     Labels,

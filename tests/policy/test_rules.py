@@ -11,7 +11,7 @@ from unittest.mock import patch
 
 import pytest
 
-from tests.conftest import STACKS, rendered
+from testbed.stacks import STACKS, rendered
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 sys.path.insert(0, str(POLICY_DIR))

@@ -19,14 +19,20 @@ from typing import Any, NoReturn
 import yaml
 
 from components.catalog import CatalogError, ModelArch, load_gpu_catalog, load_hf_config, load_model_catalog
-from components.planning.cluster import plan_cluster
 from components.planning.sizing import size_model
 from components.planning.types import CLI_MAX_NODES, ClusterPlan, GpuShape, Sizing, SizingRequest
-from components.spec import ClusterSpec, SpecError, load_cluster_spec
+from components.spec import SpecError, load_cluster_spec
+from components.stacks import (
+    PROJECT_DIR,
+    StackFileError,
+    cluster_config,
+    load_stack,
+    plan_for,
+    read_stack_config,
+    stack_file,
+)
+from components.tools.capacity_diff import diff_plans
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-STACKS_DIR = PROJECT_DIR / "stacks"
-CONFIG_KEY = "llm-cluster:cluster"
 DEFAULT_GPUS_PER_NODE = 8
 
 
@@ -38,36 +44,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         raise UsageError(message)
-
-
-# ---------------------------------------------------------------- stacks
-
-
-def stack_file(stack: str) -> Path:
-    return STACKS_DIR / f"Pulumi.{stack}.yaml"
-
-
-def read_stack_config(path: Path) -> object:
-    """The `llm-cluster:cluster` object of a stack file, exactly as Pulumi would pass it."""
-    if not path.exists():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
-        raise UsageError(f"{path}: no such stack file; stacks: {', '.join(known)}")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {exc}") from None
-    config = document.get("config") or {}
-    if CONFIG_KEY not in config:
-        raise UsageError(f"{path}: no `{CONFIG_KEY}` key under `config:`; put the stack spec there")
-    return config[CONFIG_KEY]
-
-
-def load_stack_spec(stack: str) -> ClusterSpec:
-    return load_cluster_spec(read_stack_config(stack_file(stack)))
-
-
-def plan_stack(stack: str) -> ClusterPlan:
-    return plan_cluster(load_stack_spec(stack), load_gpu_catalog(), load_model_catalog(), PROJECT_DIR)
 
 
 # ---------------------------------------------------------------- rendering the plan
@@ -370,22 +346,20 @@ def base_plan(stack: str, base: str) -> ClusterPlan | None:
                 raise UsageError(f"--diff: {base!r} is neither a stack file nor a git ref")
             return None  # the stack is new at this ref
         document = yaml.safe_load(shown.stdout) or {}
-        raw = (document.get("config") or {}).get(CONFIG_KEY)
+        raw = cluster_config(document, f"{base}:{relative.as_posix()}")
     try:
-        return plan_cluster(load_cluster_spec(raw), load_gpu_catalog(), load_model_catalog(), PROJECT_DIR)
+        return plan_for(load_cluster_spec(raw))
     except (SpecError, CatalogError) as exc:
         raise UsageError(f"--diff: the stack at {base} does not plan: {exc}") from None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_stack(args.stack)
+    plan = plan_for(load_stack(args.stack))
     if args.diff is not None:
-        from components.capacity_diff import diff_plans
-
         print(diff_plans(base_plan(args.stack, args.diff), plan, args.stack, args.diff), end="")
         return 0
     if args.render is not None:
-        from components.render import RenderError, render_stack  # imports the Pulumi runtime only when asked
+        from components.tools.render import RenderError, render_stack  # imports the Pulumi runtime only when asked
 
         try:
             written = render_stack(args.stack, plan, args.render)
@@ -407,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return cmd_size(args) if args.command == "size" else cmd_plan(args)
-    except UsageError as exc:
+    except (UsageError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (SpecError, CatalogError) as exc:

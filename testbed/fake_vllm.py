@@ -1,6 +1,6 @@
 """A stand-in for vLLM's OpenAI-compatible server, for gateway tests and benchmarks (loopback only).
 
-    python -m tests.support.fake_vllm --port 18001 --model chat-a [--model emb-a] [--name w1]
+    python -m testbed.fake_vllm --port 18001 --model chat-a [--model emb-a] [--name w1]
         [--tokens 16] [--itl-ms 0] [--fail-every 0]
 
 Serves what the gateways call: GET /health, /v1/models, /metrics (vllm: series); POST

@@ -22,7 +22,8 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from components.stacks import PROJECT_DIR, read_stack_config, secret_keys, stack_file
+
 SECRET = "<secret>"
 UNKNOWN = "<unknown>"
 GENERATED = "<generated>"
@@ -217,12 +218,8 @@ def write_render(run: ProgramRun, plan: dict[str, Any], out: Path) -> list[Path]
 
 def render_stack(stack: str, plan: Any, out: Path) -> list[Path]:
     """Run the program for a stack file offline and write its render (DESIGN.md contract)."""
-    from components.cli import read_stack_config, stack_file  # the CLI owns stack files
-
     path = stack_file(stack)
-    document = yaml.safe_load(path.read_text()) or {}
     # Secret keys are ciphertext only the stack's secrets provider opens; placeholders keep their objects whole.
-    config = document.get("config") or {}
-    secrets = {key: SECRET for key, value in config.items() if isinstance(value, dict) and "secure" in value}
+    secrets = dict.fromkeys(secret_keys(path), SECRET)
     run = run_program(read_stack_config(path), secrets=secrets)
     return write_render(run, plan.model_dump(mode="json"), out)

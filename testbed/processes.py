@@ -14,8 +14,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.stacks import PROJECT_DIR
+
 VENV_BIN = Path(sys.executable).parent
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -83,7 +84,7 @@ def running(processes: list[subprocess.Popen[bytes]]) -> Iterator[list[subproces
 
 
 def fake_vllm(port: int, models: list[str], name: str, log: Path, **options: float) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "tests.support.fake_vllm", "--port", str(port), "--name", name]
+    args = [sys.executable, "-m", "testbed.fake_vllm", "--port", str(port), "--name", name]
     for model in models:
         args += ["--model", model]
     for key, value in options.items():

@@ -1,0 +1,21 @@
+"""Every stack file, and each one run once through the real Pulumi program under mocks."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from components.stacks import read_stack_config, stack_file, stack_names
+from components.tools.render import ProgramRun, run_program
+
+STACKS = stack_names()
+
+
+def stack_config(stack: str) -> Any:
+    return read_stack_config(stack_file(stack))
+
+
+@functools.cache
+def rendered(stack: str) -> ProgramRun:
+    """One offline run per stack per session (each run clears the shared mock monitor first)."""
+    return run_program(stack_config(stack))
