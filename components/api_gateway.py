@@ -18,7 +18,6 @@ import pulumi_random
 
 from components.charts import chart_namespace, chart_pin, helm_release
 from components.gateway import NAME as LLM_GATEWAY
-from components.gateway import gateway_port
 from components.labels import PROJECT
 from components.planning.types import ClusterPlan
 
@@ -58,7 +57,7 @@ def http_route(plan: ClusterPlan) -> dict[str, Any]:
     rule: dict[str, Any] = {
         # Only the OpenAI API: the gateway's metrics and health endpoints stay inside the cluster.
         "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
-        "backendRefs": [{"name": LLM_GATEWAY, "port": gateway_port(plan)}],
+        "backendRefs": [{"name": LLM_GATEWAY, "port": plan.gateway.port}],
         "timeouts": {"request": f"{plan.gateway.timeout_seconds + TIMEOUT_MARGIN_SECONDS}s"},
     }
     if plan.gateway.kind == "litellm":

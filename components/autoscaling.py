@@ -34,6 +34,8 @@ ADAPTER_METRICS = {
     "vllm:kv_cache_usage_perc": AdapterMetric("vllm_kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "max"),
     "DCGM_FI_DEV_GPU_UTIL": AdapterMetric("gpu_utilization_percent", "DCGM_FI_DEV_GPU_UTIL", "avg"),
 }
+# The API group of each workload kind the plan picks, for the HPA's scaleTargetRef.
+WORKLOAD_API_VERSIONS = {"Deployment": "apps/v1", "LeaderWorkerSet": "leaderworkerset.x-k8s.io/v1"}
 SCALE_UP_PODS_PER_MINUTE = 2
 SCALE_DOWN_PODS_PER_FIVE_MINUTES = 1
 
@@ -58,15 +60,15 @@ def quantity(value: float) -> str:
 
 def hpa_spec(model: ModelPlan) -> dict[str, Any]:
     scaling = model.autoscaling
-    assert scaling is not None and scaling.target is not None  # the plan resolves both
+    if scaling is None:
+        raise ValueError(f"{model.name}: fixed replicas, no HPA")
     metric = ADAPTER_METRICS[scaling.metric]
-    kind = (
-        ("apps/v1", "Deployment")
-        if model.nodes_per_replica == 1
-        else ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
-    )
     return {
-        "scaleTargetRef": {"apiVersion": kind[0], "kind": kind[1], "name": model.name},
+        "scaleTargetRef": {
+            "apiVersion": WORKLOAD_API_VERSIONS[model.workload],
+            "kind": model.workload,
+            "name": model.name,
+        },
         "minReplicas": scaling.min_replicas,
         "maxReplicas": scaling.max_replicas,
         "metrics": [

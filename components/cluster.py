@@ -86,7 +86,7 @@ class LlmCluster(pulumi.ComponentResource):
         self.pools = {
             pool.name: GpuNodePool(f"{name}-pool-{pool.name}", GpuNodePoolArgs(pool=pool), child) for pool in plan.pools
         }
-        needs_lws = any(m.nodes_per_replica > 1 for m in plan.models)
+        needs_lws = any(m.workload == "LeaderWorkerSet" for m in plan.models)
         self.lws = LeaderWorkerSetController(f"{name}-lws", child) if needs_lws else None
         pools = {p.name: p for p in plan.pools}
         image: pulumi.Input[str] = VLLM_IMAGE
@@ -100,7 +100,7 @@ class LlmCluster(pulumi.ComponentResource):
         self.models = {}
         for model in plan.models:
             depends: list[pulumi.Resource] = [self.namespace, self.hf_token, self.pools[model.pool], self.gpu_operator]
-            if model.nodes_per_replica > 1 and self.lws is not None:
+            if model.workload == "LeaderWorkerSet" and self.lws is not None:
                 depends.append(self.lws)
             self.models[model.name] = VllmModel(
                 f"{name}-model-{model.name}",
@@ -108,8 +108,6 @@ class LlmCluster(pulumi.ComponentResource):
                     model=model,
                     pool=pools[model.pool],
                     namespace=plan.namespace,
-                    storage_class=plan.weights_storage_class,
-                    weights_cache=plan.weights_cache,
                     hf_token_secret=HF_TOKEN_SECRET,
                     image=image,
                 ),

@@ -16,15 +16,11 @@ import pulumi_kubernetes as k8s
 import pulumi_random
 import yaml
 
-from components.images import LITELLM_IMAGE, VLLM_ROUTER_IMAGE
 from components.labels import PROJECT, ROLE_LABEL, SERVER_ROLE, common_labels
 from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
 
 NAME = "llm-gateway"
-LITELLM_PORT = 4000
-ROUTER_PORT = 8080
-ROUTER_METRICS_PORT = 29000
 MASTER_KEY_SECRET = "litellm-master-key"
 MASTER_KEY_FIELD = "master-key"
 CONFIG_MOUNT = "/etc/litellm"
@@ -37,10 +33,6 @@ COOLDOWN_SECONDS = 30
 # --cb-failure-threshold says (measured), and cache_aware keeps retrying the same worker until then:
 # a request outlives a dead worker only with more attempts than that.
 ROUTER_BREAKER_FAILURES = 5
-
-
-def gateway_port(plan: ClusterPlan) -> int:
-    return LITELLM_PORT if plan.gateway.kind == "litellm" else ROUTER_PORT
 
 
 def model_url(plan: ClusterPlan, model_name: str) -> str:
@@ -94,7 +86,7 @@ def litellm_args(plan: ClusterPlan) -> list[str]:
     return [
         "--config", f"{CONFIG_MOUNT}/config.yaml",
         "--host", "0.0.0.0",
-        "--port", str(LITELLM_PORT),
+        "--port", str(plan.gateway.port),
         "--num_workers", str(plan.gateway.workers),
     ]  # fmt: skip
 
@@ -104,14 +96,14 @@ def router_args(plan: ClusterPlan) -> list[str]:
     g = plan.gateway
     args = [
         "--host", "0.0.0.0",
-        "--port", str(ROUTER_PORT),
+        "--port", str(plan.gateway.port),
         "--policy", g.routing_policy,
         "--service-discovery",
         "--selector", f"{ROLE_LABEL}={SERVER_ROLE}",
         "--service-discovery-namespace", plan.namespace,
         "--service-discovery-port", str(MODEL_PORT),
         "--prometheus-host", "0.0.0.0",
-        "--prometheus-port", str(ROUTER_METRICS_PORT),
+        "--prometheus-port", str(plan.gateway.metrics_port),
         # The router counts attempts, not retries.
         "--retry-max-retries", str(ROUTER_BREAKER_FAILURES + g.num_retries),
         "--cb-failure-threshold", str(ALLOWED_FAILS),
@@ -144,10 +136,10 @@ class LlmGateway(pulumi.ComponentResource):
         g = plan.gateway
         ns = plan.namespace
         child = pulumi.ResourceOptions(parent=self)
-        version = (LITELLM_IMAGE if g.kind == "litellm" else VLLM_ROUTER_IMAGE).rpartition(":")[2]
+        version = g.image.rpartition(":")[2]
         labels = {**common_labels(NAME, "llm-gateway", version), "llm-cluster.io/gateway-kind": g.kind}
         selector = {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/component": "llm-gateway"}
-        port = gateway_port(plan)
+        port = g.port
         depends: list[pulumi.Resource] = []
         volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
         mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
@@ -185,14 +177,13 @@ class LlmGateway(pulumi.ComponentResource):
             ]
             container: dict[str, Any] = {
                 "name": "litellm",
-                "image": LITELLM_IMAGE,
+                "image": g.image,
                 "args": litellm_args(plan),
                 "env": env,
                 "readinessProbe": _probe("/health/readiness", port),
                 "livenessProbe": _probe("/health/liveliness", port),
                 "startupProbe": {**_probe("/health/liveliness", port), "failureThreshold": 30},
             }
-            cpu, memory = 1000 * g.workers, 1024 * g.workers
         else:
             service_account = NAME
             account = k8s.core.v1.ServiceAccount(
@@ -213,16 +204,15 @@ class LlmGateway(pulumi.ComponentResource):
                 opts=child,
             )
             depends += [account, role, binding]
-            ports.append({"name": "metrics", "containerPort": ROUTER_METRICS_PORT, "protocol": "TCP"})
+            ports.append({"name": g.metrics_port_name, "containerPort": g.metrics_port, "protocol": "TCP"})
             container = {
                 "name": "vllm-router",
-                "image": VLLM_ROUTER_IMAGE,
+                "image": g.image,
                 "command": ["vllm-router"],
                 "args": router_args(plan),
                 "readinessProbe": _probe("/readiness", port),
                 "livenessProbe": _probe("/liveness", port),
             }
-            cpu, memory = 1000, 512
 
         container.update(
             {
@@ -230,8 +220,9 @@ class LlmGateway(pulumi.ComponentResource):
                 "ports": ports,
                 "volumeMounts": mounts,
                 "resources": {
-                    "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
-                    "limits": {"cpu": f"{2 * cpu}m", "memory": f"{2 * memory}Mi"},
+                    "requests": {"cpu": f"{g.cpu_millicores}m", "memory": f"{g.memory_mib}Mi"},
+                    # Bursts (a worker's start, a spike of streams) get twice the request.
+                    "limits": {"cpu": f"{2 * g.cpu_millicores}m", "memory": f"{2 * g.memory_mib}Mi"},
                 },
                 "securityContext": {
                     "runAsNonRoot": True,
@@ -310,8 +301,7 @@ def _probe(path: str, port: int) -> dict[str, Any]:
 
 def gateway_service_monitor(plan: ClusterPlan) -> tuple[str, dict[str, Any]]:
     """How Prometheus scrapes the gateway: LiteLLM at /metrics/ on its port, the router on its metrics port."""
-    litellm = plan.gateway.kind == "litellm"
-    job = "litellm" if litellm else "vllm-router"
+    g = plan.gateway
     return (
         NAME,
         {
@@ -319,10 +309,10 @@ def gateway_service_monitor(plan: ClusterPlan) -> tuple[str, dict[str, Any]]:
             "namespaceSelector": {"matchNames": [plan.namespace]},
             "endpoints": [
                 {
-                    "port": "http" if litellm else "metrics",
-                    "path": "/metrics/" if litellm else "/metrics",
+                    "port": g.metrics_port_name,
+                    "path": g.metrics_path,
                     "interval": plan.monitoring.scrape_interval,
-                    "relabelings": [{"targetLabel": "job", "replacement": job}],
+                    "relabelings": [{"targetLabel": "job", "replacement": g.kind}],
                 }
             ],
         },

@@ -40,10 +40,10 @@ def missing_sdks(pools: list[PoolPlan]) -> list[str]:
     import importlib.util
 
     return [
-        f"pools: {p.name!r} uses the {p.backend} backend, which needs {BACKEND_SDKS[p.backend].replace('_', '-')}; "
-        "install it with `pip install -r requirements-cloud.txt`"
+        f"pools: {p.name!r} uses the {p.backend.kind} backend, which needs "
+        f"{BACKEND_SDKS[p.backend.kind].replace('_', '-')}; install it with `pip install -r requirements-cloud.txt`"
         for p in pools
-        if p.backend in BACKEND_SDKS and importlib.util.find_spec(BACKEND_SDKS[p.backend]) is None
+        if p.backend.kind in BACKEND_SDKS and importlib.util.find_spec(BACKEND_SDKS[p.backend.kind]) is None
     ]
 
 
@@ -55,7 +55,7 @@ class GpuNodePoolArgs:
 def pool_node_labels(pool: PoolPlan) -> dict[str, str]:
     """Labels every node of the pool carries: the pool, its GPU, and the GPU Operator's opt-outs."""
     labels = {POOL_LABEL: pool.name, GPU_LABEL: pool.gpu, GPU_PRODUCT_LABEL: pool.gfd_product}
-    backend = pool.backend_config
+    backend = pool.backend
     if isinstance(backend, GkeBackendSpec) and backend.driver_version != "INSTALLATION_DISABLED":
         # GKE owns driver and device plugin on these nodes; the operator stays off them entirely.
         labels[ALL_OPERANDS_OPT_OUT] = "false"
@@ -202,10 +202,10 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:gpu_pool:GpuNodePool", name, None, opts)
         pool = args.pool
-        backend = pool.backend_config
+        backend = pool.backend
         child = pulumi.ResourceOptions(parent=self)
         self.resources: list[pulumi.Resource] = []
-        if pool.backend == "existing":
+        if backend.kind == "existing":
             spec = {"taints": [GPU_TAINT]} if pool.taint else None
             self.resources = [
                 k8s.core.v1.NodePatch(
@@ -244,4 +244,4 @@ class GpuNodePool(pulumi.ComponentResource):
             self.resources = [
                 ovh.cloudproject.KubeNodePool(f"{name}-mks", **ovh_node_pool_args(pool, backend), opts=child)
             ]
-        self.register_outputs({"backend": pool.backend})
+        self.register_outputs({"backend": backend.kind})

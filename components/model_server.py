@@ -8,7 +8,6 @@ PVC caching the weights (HF_HOME). Everything comes from the ModelPlan; nothing 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +34,6 @@ HF_TOKEN_KEY = "token"
 # Multi-node: the leader's rendezvous port for vLLM's multiprocessing launcher.
 MASTER_PORT = 29500
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
-# A first start downloads the checkpoint, then loads it: budget 10 s per GiB (~100 MiB/s) on top of
-# 10 minutes for engine start-up, CUDA graph capture and the first profiling run.
-STARTUP_BASE_SECONDS = 600
-STARTUP_SECONDS_PER_GIB = 10
-PROBE_PERIOD_SECONDS = 10
-# Long streams: give in-flight requests time to finish after the endpoint is removed.
-TERMINATION_GRACE_SECONDS = 300
-PRE_STOP_SLEEP_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -50,36 +41,16 @@ class VllmModelArgs:
     model: ModelPlan
     pool: PoolPlan
     namespace: str
-    storage_class: str
-    weights_cache: str  # shared | per-pod
     hf_token_secret: str
     # The pinned release, or the stack's own build by digest (components/vllm_image.py).
     image: pulumi.Input[str] = VLLM_IMAGE
 
 
-def startup_budget_seconds(model: ModelPlan) -> int:
-    return STARTUP_BASE_SECONDS + math.ceil(model.checkpoint_gib * STARTUP_SECONDS_PER_GIB)
-
-
-def cache_size_gib(model: ModelPlan) -> int:
-    """The checkpoint as downloaded, plus a quarter for tokenizer files, partial downloads and updates."""
-    return max(10, math.ceil(model.checkpoint_gib * 1.25) + 2)
-
-
-def shm_size_gib(model: ModelPlan) -> int:
-    """NCCL and vLLM's worker processes exchange tensors through /dev/shm; more GPUs, more buffers."""
-    return 2 if model.gpus_per_pod == 1 else 4 * model.gpus_per_pod
-
-
 def pod_resources(model: ModelPlan) -> dict[str, dict[str, str]]:
-    gpus = model.gpus_per_pod
-    # Host memory: the tokenizer, the API server, CPU-side buffers per GPU worker, and /dev/shm
-    # (memory-backed volumes count against the container's memory).
-    memory = 8 + 6 * gpus + shm_size_gib(model)
-    cpu = 2 + 2 * gpus
+    pod = model.pod
     return {
-        "requests": {"cpu": str(cpu), "memory": f"{memory}Gi", GPU_RESOURCE: str(gpus)},
-        "limits": {"cpu": str(2 * cpu), "memory": f"{memory}Gi", GPU_RESOURCE: str(gpus)},
+        "requests": {"cpu": str(pod.cpu_request), "memory": f"{pod.memory_gib}Gi", GPU_RESOURCE: str(pod.gpus)},
+        "limits": {"cpu": str(pod.cpu_limit), "memory": f"{pod.memory_gib}Gi", GPU_RESOURCE: str(pod.gpus)},
     }
 
 
@@ -101,12 +72,12 @@ def serve_command(model: ModelPlan, role: str) -> list[str]:
     ]  # fmt: skip
 
 
-# vLLM 0.13 aborts in-flight requests on SIGTERM, so preStop drains first: wait for the endpoint to
-# leave the Service, then until no request is running or waiting (bounded by the grace period).
-DRAIN_SCRIPT = f"""
+def drain_script(model: ModelPlan) -> str:
+    """preStop: wait for the endpoint to leave the Service, then until no request is running or waiting."""
+    return f"""
 import time, urllib.request
-time.sleep({PRE_STOP_SLEEP_SECONDS})
-deadline = time.time() + {TERMINATION_GRACE_SECONDS - PRE_STOP_SLEEP_SECONDS - 15}
+time.sleep({model.pod.drain_delay_seconds})
+deadline = time.time() + {model.pod.drain_seconds}
 while time.time() < deadline:
     try:
         text = urllib.request.urlopen("http://127.0.0.1:{PORT}/metrics", timeout=5).read().decode()
@@ -150,36 +121,35 @@ def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_se
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "weights-cache", "mountPath": CACHE_MOUNT},
         ],
-        "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", DRAIN_SCRIPT]}}},
+        "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", drain_script(model)]}}},
     }
     if role != "worker":  # headless workers serve no HTTP; the leader answers for the group
         spec["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
-        spec["startupProbe"] = http_probe(
-            "/health", PROBE_PERIOD_SECONDS, math.ceil(startup_budget_seconds(model) / PROBE_PERIOD_SECONDS)
-        )
-        spec["readinessProbe"] = http_probe("/health", PROBE_PERIOD_SECONDS, 3)
+        period = model.pod.probe_period_seconds
+        spec["startupProbe"] = http_probe("/health", period, model.pod.startup_failure_threshold)
+        spec["readinessProbe"] = http_probe("/health", period, 3)
         spec["livenessProbe"] = http_probe("/health", 20, 6, timeout=10)
     return spec
 
 
-def cache_claim_spec(model: ModelPlan, storage_class: str, access_mode: str) -> dict[str, Any]:
+def cache_claim_spec(model: ModelPlan) -> dict[str, Any]:
     return {
-        "accessModes": [access_mode],
-        "storageClassName": storage_class,
-        "resources": {"requests": {"storage": f"{cache_size_gib(model)}Gi"}},
+        "accessModes": [model.cache.access_mode],
+        "storageClassName": model.cache.storage_class,
+        "resources": {"requests": {"storage": f"{model.cache.size_gib}Gi"}},
     }
 
 
-def cache_volume(args: VllmModelArgs) -> dict[str, Any]:
+def cache_volume(model: ModelPlan) -> dict[str, Any]:
     """The shared PVC of the model, or a per-pod ephemeral claim for storage without ReadWriteMany."""
-    if args.weights_cache == "shared":
-        return {"name": "weights-cache", "persistentVolumeClaim": {"claimName": f"{args.model.name}-cache"}}
+    if model.cache.kind == "shared":
+        return {"name": "weights-cache", "persistentVolumeClaim": {"claimName": f"{model.name}-cache"}}
     return {
         "name": "weights-cache",
         "ephemeral": {
             "volumeClaimTemplate": {
-                "metadata": {"labels": {MODEL_LABEL: args.model.name}},
-                "spec": cache_claim_spec(args.model, args.storage_class, "ReadWriteOnce"),
+                "metadata": {"labels": {MODEL_LABEL: model.name}},
+                "spec": cache_claim_spec(model),
             }
         },
     }
@@ -190,10 +160,10 @@ def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "containers": [container(model, role, args.image, args.hf_token_secret)],
         "nodeSelector": {POOL_LABEL: pool.name},
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "terminationGracePeriodSeconds": model.pod.termination_grace_seconds,
         "volumes": [
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_size_gib(model)}Gi"}},
-            cache_volume(args),
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{model.pod.shm_gib}Gi"}},
+            cache_volume(model),
         ],
         "topologySpreadConstraints": [
             {
@@ -212,8 +182,6 @@ def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
 class VllmModel(pulumi.ComponentResource):
     """The Kubernetes objects that serve one model."""
 
-    service_name: str
-
     def __init__(self, name: str, args: VllmModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:model_server:VllmModel", name, None, opts)
         model = args.model
@@ -228,15 +196,10 @@ class VllmModel(pulumi.ComponentResource):
         def meta(object_name: str) -> dict[str, Any]:
             return {"name": object_name, "namespace": args.namespace, "labels": labels}
 
-        pods = model.max_replicas * model.nodes_per_replica
         depends: list[pulumi.Resource] = []
-        if args.weights_cache == "shared":
-            # Replicas on different nodes share the cache, so more than one pod needs ReadWriteMany.
+        if model.cache.kind == "shared":
             self.cache = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-cache",
-                metadata=meta(f"{model.name}-cache"),
-                spec=cache_claim_spec(model, args.storage_class, "ReadWriteMany" if pods > 1 else "ReadWriteOnce"),
-                opts=child,
+                f"{name}-cache", metadata=meta(f"{model.name}-cache"), spec=cache_claim_spec(model), opts=child
             )
             depends.append(self.cache)
         replicas = model.min_replicas
@@ -245,7 +208,7 @@ class VllmModel(pulumi.ComponentResource):
         fixed = pulumi.ResourceOptions(parent=self, depends_on=depends)
         workload_opts = scaled if model.autoscaling else fixed
         annotations = {}
-        if args.pool.backend == "karpenter":
+        if args.pool.backend.kind == "karpenter":
             # Karpenter never voluntarily disrupts a node while one of these pods runs on it.
             annotations["karpenter.sh/do-not-disrupt"] = "true"
 
@@ -255,7 +218,7 @@ class VllmModel(pulumi.ComponentResource):
                 meta["annotations"] = annotations
             return meta
 
-        if model.nodes_per_replica == 1:
+        if model.workload == "Deployment":
             self.workload: pulumi.CustomResource = k8s.apps.v1.Deployment(
                 name,
                 metadata=meta(model.name),
@@ -264,7 +227,7 @@ class VllmModel(pulumi.ComponentResource):
                     "selector": {"matchLabels": selector},
                     # No surge: a new pod would need GPUs the pool may not have spare.
                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                    "progressDeadlineSeconds": startup_budget_seconds(model) + 300,
+                    "progressDeadlineSeconds": model.pod.progress_deadline_seconds,
                     "template": {"metadata": template_meta(SERVER_ROLE), "spec": pod_spec(args, "single")},
                 },
                 opts=workload_opts,
@@ -313,5 +276,4 @@ class VllmModel(pulumi.ComponentResource):
             spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
             opts=child,
         )
-        self.service_name = model.name
         self.register_outputs({"service": self.service.metadata.apply(lambda m: m["name"])})

@@ -15,7 +15,6 @@ import pulumi_kubernetes as k8s
 
 from components.api_gateway import GATEWAY
 from components.charts import chart_pin
-from components.gateway import ROUTER_METRICS_PORT, gateway_port
 from components.labels import MODEL_LABEL, PROJECT, ROLE_LABEL, SERVER_ROLE
 from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
@@ -46,8 +45,8 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
         },
     }
     prometheus = namespace_is(chart_pin("kube-prometheus-stack").namespace)
-    port = gateway_port(plan)
-    gateway_metrics = port if plan.gateway.kind == "litellm" else ROUTER_METRICS_PORT
+    port = plan.gateway.port
+    gateway_metrics = plan.gateway.metrics_port
     gateway_egress: list[dict[str, Any]] = [
         {"to": [{"podSelector": {"matchLabels": {**MODEL_PODS, ROLE_LABEL: SERVER_ROLE}}}], "ports": tcp(MODEL_PORT)}
     ]

@@ -198,6 +198,7 @@ def test_stacks_reproduce_their_seeds(capsys: pytest.CaptureFixture[str]) -> Non
         "max_replicas": 3,
         "metric": "vllm:num_requests_running",
         "target": 50.0,
+        "target_reason": "set in the stack",
         "scale_up_stabilization_seconds": 0,
         "scale_down_stabilization_seconds": 600,
     }

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from components.api_gateway import CLIENT_HEADER, CLIENT_KEYS_SECRET, GATEWAY, UPSTREAM_CREDENTIAL
-from components.gateway import LITELLM_PORT, ROUTER_PORT
 from components.spec import SpecError, load_cluster_spec
+from components.stacks import load_stack, plan_for
 from testbed.stacks import STACKS, rendered, stack_config
 
 
@@ -17,7 +17,8 @@ def objects(stack: str, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def gateway_kind(stack: str) -> str:
-    return str(stack_config(stack).get("gateway", {}).get("kind", "litellm"))
+    """The kind the plan decides (the stack may leave it out)."""
+    return plan_for(load_stack(stack)).gateway.kind
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -25,7 +26,7 @@ def test_llm_gateway_deployment_service_pdb_and_cpu_hpa(stack: str) -> None:
     config = stack_config(stack).get("gateway", {})
     deployment = objects(stack, "Deployment")["llm-gateway"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    port = LITELLM_PORT if gateway_kind(stack) == "litellm" else ROUTER_PORT
+    port = plan_for(load_stack(stack)).gateway.port
     assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
     assert container["image"].rpartition(":")[2] not in ("", "latest")
     assert container["securityContext"]["runAsNonRoot"] is True

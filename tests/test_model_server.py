@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from components.labels import GPU_RESOURCE, GPU_TAINT_KEY, MODEL_LABEL, POOL_LABEL
-from components.model_server import PORT, STARTUP_BASE_SECONDS, cache_size_gib
+from components.model_server import PORT
+from components.planning.serving import STARTUP_BASE_SECONDS
 from components.planning.types import ModelPlan
 from testbed.stacks import STACKS, rendered
 
@@ -148,8 +149,8 @@ def test_weights_cache_service_and_disruption_budget(stack: str, name: str) -> N
             assert claim["accessModes"] == ["ReadWriteOnce"]
         assert claim["storageClassName"] == cluster["weights_storage_class"]
         size = int(claim["resources"]["requests"]["storage"].removesuffix("Gi"))
-        assert size == cache_size_gib(plan) >= math.ceil(plan.checkpoint_gib)
-        if cluster["weights_cache"] == "shared" and plan.max_replicas * plan.nodes_per_replica > 1:
+        assert size == plan.cache.size_gib >= math.ceil(plan.checkpoint_gib)
+        if plan.cache.kind == "shared" and plan.max_replicas * plan.nodes_per_replica > 1:
             assert claim["accessModes"] == ["ReadWriteMany"]
     service = objects[("Service", name)]["spec"]
     assert service["ports"][0]["port"] == PORT

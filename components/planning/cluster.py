@@ -11,6 +11,7 @@ from components.planning.defaults import (
     resolve_gateway,
 )
 from components.planning.pools import PoolShape, place_replicas, resolve_pool, resolved_backend
+from components.planning.serving import cache_for, pod_for, workload_for
 from components.planning.sizing import (
     size_model,
 )
@@ -18,6 +19,7 @@ from components.planning.types import (
     ClusterPlan,
     ModelPlan,
     PoolPlan,
+    Sizing,
     SizingError,
     SizingRequest,
 )
@@ -52,6 +54,81 @@ def model_arch(model: ModelSpec, index: int, models: dict[str, ModelArch], base_
     return arch
 
 
+def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing) -> ModelPlan:
+    workload, workload_reason = workload_for(sizing)
+    storage_class = spec.weights_storage_class or spec.storage_class or ""
+    return ModelPlan(
+        **sizing.model_dump(),
+        name=model.name,
+        revision=model.revision,
+        pool=model.pool,
+        min_replicas=model.min_replicas,
+        max_replicas=model.max_replicas,
+        autoscaling=resolve_autoscaling(model.autoscaling, sizing, spec.autoscaling),
+        slo=model.slo,
+        workload=workload,
+        workload_reason=workload_reason,
+        pod=pod_for(sizing),
+        cache=cache_for(sizing, model.max_replicas, spec.weights_cache, storage_class),
+    )
+
+
+def plan_models(
+    spec: ClusterSpec, pools: dict[str, PoolShape], models: dict[str, ModelArch], base_dir: Path
+) -> tuple[list[tuple[int, ModelPlan]], list[str]]:
+    """Every model sized on its pool, with its index in the stack; the errors of those that cannot run."""
+    planned: list[tuple[int, ModelPlan]] = []
+    errors: list[str] = []
+    for i, model in enumerate(spec.models):
+        pool = pools.get(model.pool)
+        if pool is None:
+            continue  # the pool's own error is already listed
+        try:
+            arch = model_arch(model, i, models, base_dir)
+            sizing = size_model(SizingRequest.from_spec(model, arch, i), pool.shape, max(pool.max_nodes, 1))
+        except SizingError as exc:
+            errors += exc.errors
+            continue
+        if not sizing.fits:
+            errors.append(f"models[{i}] ({model.name}) on pool {model.pool!r}: {sizing.reasons[0]}")
+            continue
+        planned.append((i, model_plan(spec, model, sizing)))
+    return planned, errors
+
+
+def pool_plan(name: str, pool: PoolShape, on_pool: list[tuple[int, ModelPlan]]) -> tuple[PoolPlan, list[str]]:
+    """The pool with its min and max replicas placed on its nodes; the shortfall, if any."""
+    gpus_min, nodes_min, _ = place_replicas(pool, on_pool, "min")
+    gpus_max, nodes_max, shortfall = place_replicas(pool, on_pool, "max")
+    backend = pool.spec.backend
+    plan = PoolPlan(
+        name=name,
+        gpu=pool.gpu.id,
+        gfd_product=pool.gpu.gfd_product,
+        backend=resolved_backend(pool),
+        instance_types=list(pool.instance_types),
+        accelerator=pool.accelerator,
+        compact_placement=any(p.nodes_per_replica > 1 for _, p in on_pool),
+        node_names=list(backend.node_names) if isinstance(backend, ExistingBackendSpec) else [],
+        taint=pool.spec.taint,
+        install_driver=pool.spec.install_driver,
+        install_toolkit=pool.spec.install_toolkit,
+        instance_type=pool.instance_type,
+        gpus_per_node=pool.shape.gpus_per_node,
+        nvlink_domain=pool.shape.nvlink_domain,
+        peer_to_peer=pool.shape.peer_to_peer,
+        min_nodes=pool.min_nodes,
+        max_nodes=pool.max_nodes,
+        gpus_total=pool.max_nodes * pool.shape.gpus_per_node,
+        gpus_used_min=gpus_min,
+        gpus_used_max=gpus_max,
+        nodes_used_min=nodes_min,
+        nodes_used_max=nodes_max,
+        models=[p.name for _, p in on_pool],
+    )
+    return plan, shortfall
+
+
 def plan_cluster(
     spec: ClusterSpec,
     gpus: dict[str, GpuType],
@@ -66,83 +143,20 @@ def plan_cluster(
             pools[pool_spec.name] = resolve_pool(pool_spec, i, gpus)
         except SizingError as exc:
             errors += exc.errors
-
-    planned: list[tuple[int, ModelPlan]] = []
-    for i, model in enumerate(spec.models):
-        pool = pools.get(model.pool)
-        if pool is None:
-            continue  # the pool's own error is already listed
-        try:
-            arch = model_arch(model, i, models, base_dir)
-            request = SizingRequest.from_spec(model, arch, i)
-            sizing = size_model(request, pool.shape, max(pool.max_nodes, 1))
-        except SizingError as exc:
-            errors += exc.errors
-            continue
-        if not sizing.fits:
-            errors.append(f"models[{i}] ({model.name}) on pool {model.pool!r}: {sizing.reasons[0]}")
-            continue
-        planned.append(
-            (
-                i,
-                ModelPlan(
-                    **sizing.model_dump(),
-                    name=model.name,
-                    revision=model.revision,
-                    pool=model.pool,
-                    min_replicas=model.min_replicas,
-                    max_replicas=model.max_replicas,
-                    autoscaling=resolve_autoscaling(model.autoscaling, sizing, spec.autoscaling),
-                    slo=model.slo,
-                ),
-            )
-        )
-
+    planned, model_errors = plan_models(spec, pools, models, base_dir)
+    errors += model_errors
     pool_plans: list[PoolPlan] = []
     if not errors:
         for name, pool in pools.items():
-            on_pool = [(i, p) for i, p in planned if p.pool == name]
-            gpus_min, nodes_min, _ = place_replicas(pool, on_pool, "min")
-            gpus_max, nodes_max, shortfall = place_replicas(pool, on_pool, "max")
+            plan, shortfall = pool_plan(name, pool, [(i, p) for i, p in planned if p.pool == name])
+            pool_plans.append(plan)
             errors += shortfall
-            pool_plans.append(
-                PoolPlan(
-                    name=name,
-                    gpu=pool.gpu.id,
-                    gfd_product=pool.gpu.gfd_product,
-                    backend=pool.spec.backend.kind,
-                    backend_config=resolved_backend(pool),
-                    instance_types=list(pool.instance_types),
-                    accelerator=pool.accelerator,
-                    compact_placement=any(p.nodes_per_replica > 1 for _, p in on_pool),
-                    node_names=(
-                        list(pool.spec.backend.node_names) if isinstance(pool.spec.backend, ExistingBackendSpec) else []
-                    ),
-                    taint=pool.spec.taint,
-                    install_driver=pool.spec.install_driver,
-                    install_toolkit=pool.spec.install_toolkit,
-                    instance_type=pool.instance_type,
-                    gpus_per_node=pool.shape.gpus_per_node,
-                    nvlink_domain=pool.shape.nvlink_domain,
-                    peer_to_peer=pool.shape.peer_to_peer,
-                    min_nodes=pool.min_nodes,
-                    max_nodes=pool.max_nodes,
-                    gpus_total=pool.max_nodes * pool.shape.gpus_per_node,
-                    gpus_used_min=gpus_min,
-                    gpus_used_max=gpus_max,
-                    nodes_used_min=nodes_min,
-                    nodes_used_max=nodes_max,
-                    models=[p.name for _, p in on_pool],
-                )
-            )
     try:
         gateway = resolve_gateway(spec.gateway, [p for _, p in planned])
     except SizingError as exc:
         errors += exc.errors
     if errors:
         raise SizingError(errors)
-
-    warnings = [f"pool {p.name!r} serves no model" for p in pool_plans if not p.models]
     return ClusterPlan(
         vllm_version=VLLM_VERSION,
         kubernetes_version=spec.kubernetes_version,
@@ -157,5 +171,5 @@ def plan_cluster(
         autoscaling=spec.autoscaling,
         monitoring=spec.monitoring,
         images=spec.images,
-        warnings=warnings,
+        warnings=[f"pool {p.name!r} serves no model" for p in pool_plans if not p.models],
     )

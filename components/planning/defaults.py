@@ -1,11 +1,13 @@
-"""Defaults the plan decides from what it sized: HPA targets and windows, the gateway kind."""
+"""Defaults the plan decides from what it sized: HPA targets and windows, the gateway kind, ports and size."""
 
 from __future__ import annotations
 
 import math
 
-from components.images import VLLM_ROUTER_VERSION
+from components.images import LITELLM_IMAGE, VLLM_ROUTER_IMAGE, VLLM_ROUTER_VERSION
 from components.planning.types import (
+    AutoscalingPlan,
+    GatewayPlan,
     ModelPlan,
     Sizing,
     SizingError,
@@ -41,28 +43,41 @@ def default_scaling_target(metric: str, sizing: Sizing) -> float:
 
 def resolve_autoscaling(
     asked: ModelAutoscalingSpec | None, sizing: Sizing, defaults: AutoscalingSpec
-) -> ModelAutoscalingSpec | None:
-    """The model's HPA settings with every default decided (target from the plan, windows from the stack)."""
+) -> AutoscalingPlan | None:
+    """The model's HPA with every default decided (target from the plan, windows from the stack)."""
     if asked is None:
         return None
-    return asked.model_copy(
-        update={
-            "target": asked.target if asked.target is not None else default_scaling_target(asked.metric, sizing),
-            "scale_up_stabilization_seconds": (
-                asked.scale_up_stabilization_seconds
-                if asked.scale_up_stabilization_seconds is not None
-                else defaults.scale_up_stabilization_seconds
-            ),
-            "scale_down_stabilization_seconds": (
-                asked.scale_down_stabilization_seconds
-                if asked.scale_down_stabilization_seconds is not None
-                else defaults.scale_down_stabilization_seconds
-            ),
-        }
+    if asked.target is not None:
+        target, reason = asked.target, "set in the stack"
+    else:
+        target = default_scaling_target(asked.metric, sizing)
+        reason = f"default for {asked.metric} from one replica's capacity ({typical_concurrency(sizing):.1f} requests)"
+    up, down = asked.scale_up_stabilization_seconds, asked.scale_down_stabilization_seconds
+    return AutoscalingPlan(
+        min_replicas=asked.min_replicas,
+        max_replicas=asked.max_replicas,
+        metric=asked.metric,
+        target=target,
+        target_reason=reason,
+        scale_up_stabilization_seconds=up if up is not None else defaults.scale_up_stabilization_seconds,
+        scale_down_stabilization_seconds=down if down is not None else defaults.scale_down_stabilization_seconds,
     )
 
 
-def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewaySpec:
+# The gateways' ports (their own defaults) and how Prometheus reads them: LiteLLM serves /metrics/ on its API
+# port; vllm-router exposes Prometheus on a port of its own (--prometheus-port).
+LITELLM_PORT = 4000
+ROUTER_PORT = 8080
+ROUTER_METRICS_PORT = 29000
+# LiteLLM: one CPU and 1 GiB per worker process (each loads the router and the model list); the router is one
+# Rust process, 1 CPU and 512 MiB.
+LITELLM_WORKER_MILLICORES = 1000
+LITELLM_WORKER_MEMORY_MIB = 1024
+ROUTER_MILLICORES = 1000
+ROUTER_MEMORY_MIB = 512
+
+
+def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewayPlan:
     """The gateway with its kind decided: vllm-router unless a model needs LiteLLM's rerank pass-through."""
     scores = [m.name for m in models if m.task == "score"]
     if gateway.kind == "vllm-router" and scores:
@@ -73,5 +88,26 @@ def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewaySpe
             ]
         )
     if gateway.kind is not None:
-        return gateway
-    return gateway.model_copy(update={"kind": "litellm" if scores else "vllm-router"})
+        kind, reason = gateway.kind, "set in the stack"
+    elif scores:
+        kind, reason = "litellm", f"{', '.join(scores)} serve rerank, which only LiteLLM passes through"
+    else:
+        kind, reason = "vllm-router", "the fastest gateway measured (bench/results/gateway_overhead.md)"
+    shared = gateway.model_dump(exclude={"kind"})
+    if kind == "litellm":
+        return GatewayPlan(
+            kind=kind, kind_reason=reason, image=LITELLM_IMAGE, port=LITELLM_PORT,
+            metrics_port_name="http", metrics_port=LITELLM_PORT, metrics_path="/metrics/",
+            cpu_millicores=LITELLM_WORKER_MILLICORES * gateway.workers,
+            memory_mib=LITELLM_WORKER_MEMORY_MIB * gateway.workers,
+            resources_reason=f"{gateway.workers} worker(s) x {LITELLM_WORKER_MILLICORES}m CPU and "
+            f"{LITELLM_WORKER_MEMORY_MIB} MiB",
+            **shared,
+        )  # fmt: skip
+    return GatewayPlan(
+        kind=kind, kind_reason=reason, image=VLLM_ROUTER_IMAGE, port=ROUTER_PORT,
+        metrics_port_name="metrics", metrics_port=ROUTER_METRICS_PORT, metrics_path="/metrics",
+        cpu_millicores=ROUTER_MILLICORES, memory_mib=ROUTER_MEMORY_MIB,
+        resources_reason=f"one router process: {ROUTER_MILLICORES}m CPU, {ROUTER_MEMORY_MIB} MiB",
+        **shared,
+    )  # fmt: skip

@@ -19,15 +19,14 @@ from components.spec import (
     AuthSpec,
     AutoscalingSpec,
     ExistingBackendSpec,
-    GatewaySpec,
     GkeBackendSpec,
     ImagesSpec,
     KarpenterBackendSpec,
-    ModelAutoscalingSpec,
     ModelSloSpec,
     ModelSpec,
     MonitoringSpec,
     OvhBackendSpec,
+    ScalingMetric,
     SpecError,
 )
 
@@ -180,24 +179,96 @@ class Sizing(PlanModel):
     reasons: list[str]
 
 
+WorkloadKind = Literal["Deployment", "LeaderWorkerSet"]
+CacheKind = Literal["shared", "per-pod"]
+AccessMode = Literal["ReadWriteOnce", "ReadWriteMany"]
+GatewayKind = Literal["litellm", "vllm-router"]
+
+
+class PodPlan(PlanModel):
+    """One model-server pod: resources, probes and shutdown, each number explained in `reasons`."""
+
+    gpus: int
+    cpu_request: int
+    cpu_limit: int
+    memory_gib: int  # request = limit: host memory plus the memory-backed /dev/shm
+    shm_gib: int
+    probe_period_seconds: int
+    startup_seconds: int  # the startup probe's budget: download and load the checkpoint
+    startup_failure_threshold: int
+    progress_deadline_seconds: int
+    termination_grace_seconds: int
+    drain_delay_seconds: int  # preStop waits this long for the endpoint to leave the Service
+    drain_seconds: int  # then up to this long for running and waiting requests to finish
+    reasons: list[str]
+
+
+class CachePlan(PlanModel):
+    """The weights cache (HF_HOME) of a model: one shared claim, or one ephemeral claim per pod."""
+
+    kind: CacheKind
+    access_mode: AccessMode
+    size_gib: int
+    storage_class: str
+    reason: str
+
+
+class AutoscalingPlan(PlanModel):
+    """A model's HPA, every value decided."""
+
+    min_replicas: int
+    max_replicas: int
+    metric: ScalingMetric
+    target: float
+    target_reason: str
+    scale_up_stabilization_seconds: int
+    scale_down_stabilization_seconds: int
+
+
 class ModelPlan(Sizing):
-    """A sized model of a stack, with its pool and replica bounds."""
+    """A sized model of a stack, with its pool, replica bounds, workload, pods and cache."""
 
     name: str
     revision: str | None
     pool: str
     min_replicas: int
     max_replicas: int
-    autoscaling: ModelAutoscalingSpec | None
+    autoscaling: AutoscalingPlan | None  # None: fixed replicas, no HPA
     slo: ModelSloSpec
+    workload: WorkloadKind
+    workload_reason: str
+    pod: PodPlan
+    cache: CachePlan
+
+
+class GatewayPlan(PlanModel):
+    """The LLM gateway with its kind, ports and resources decided."""
+
+    kind: GatewayKind
+    kind_reason: str
+    image: str
+    port: int  # the OpenAI API the API gateway routes to
+    metrics_port_name: str  # the container port Prometheus scrapes
+    metrics_port: int
+    metrics_path: str
+    cpu_millicores: int  # request; the limit is twice
+    memory_mib: int  # request; the limit is twice
+    resources_reason: str
+    min_replicas: int
+    max_replicas: int
+    workers: int
+    routing_policy: str
+    num_retries: int
+    timeout_seconds: int
+    fallbacks: dict[str, list[str]]
+    cpu_target_percent: int
 
 
 class PoolPlan(PlanModel):
     name: str
     gpu: str
     gfd_product: str
-    backend: str
-    backend_config: ExistingBackendSpec | KarpenterBackendSpec | GkeBackendSpec | OvhBackendSpec
+    backend: ExistingBackendSpec | KarpenterBackendSpec | GkeBackendSpec | OvhBackendSpec  # defaults decided
     node_names: list[str]  # existing nodes; empty for cloud backends
     instance_types: list[str]  # cloud shapes the pool may use (Karpenter: several; GKE, OVHcloud: one)
     accelerator: str | None  # GKE guest accelerator type
@@ -231,7 +302,7 @@ class ClusterPlan(PlanModel):
     weights_cache: str
     pools: list[PoolPlan]
     models: list[ModelPlan]
-    gateway: GatewaySpec
+    gateway: GatewayPlan
     auth: AuthSpec
     autoscaling: AutoscalingSpec
     monitoring: MonitoringSpec

@@ -77,7 +77,7 @@ def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
         [
             p.name,
             p.gpu,
-            p.backend
+            p.backend.kind
             + "".join(f" {t}" for t in p.instance_types[:1])
             + (f" +{len(p.instance_types) - 1}" if len(p.instance_types) > 1 else ""),
             f"{p.min_nodes}-{p.max_nodes}" if p.min_nodes != p.max_nodes else str(p.max_nodes),
