@@ -44,7 +44,7 @@ def size(model: str, shape: GpuShape, max_nodes: int = 16, **kw: object) -> Sizi
     return size_model(SizingRequest(arch=MODELS[model], **kw), shape, max_nodes)  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- public reference cases (sizing.md)
+# ---------------------------------------------------------------- public reference cases (docs/reference/sizing.md)
 
 
 def test_r1_distill_32b_bf16_needs_two_hopper_gpus_at_32k() -> None:
@@ -54,7 +54,7 @@ def test_r1_distill_32b_bf16_needs_two_hopper_gpus_at_32k() -> None:
 
 
 def test_a_model_without_its_real_config_is_refused_by_the_catalog() -> None:
-    # The 405B FP8 reference case of sizing.md cannot run: no public copy of the checkpoint's config.json.
+    # docs/reference/sizing.md's 405B FP8 case cannot run: no public copy of the checkpoint's config.json.
     with pytest.raises(CatalogError, match=r"its real config\.json could not be found"):
         size("neuralmagic/Meta-Llama-3.1-405B-Instruct-FP8", node("H100-SXM-80GB", 8))
 

@@ -49,10 +49,6 @@ class GpuType:
     sources: tuple[str, ...]
     instances: tuple[CloudInstance, ...]
 
-    @property
-    def memory_gib(self) -> float:
-        return self.memory_mib / 1024
-
     def instances_on(self, cloud: Cloud) -> tuple[CloudInstance, ...]:
         return tuple(i for i in self.instances if i.cloud == cloud)
 

@@ -190,7 +190,7 @@ def test_stack_model_in_catalog(stack: str, model_id: str) -> None:
     assert model_id in MODELS, f"{stack} serves {model_id}, which is not in models.yaml"
 
 
-# models.md: (layers, hidden, heads, kv_heads, head_dim, intermediate, vocab, KV KiB per token at bf16, TP 1)
+# docs/reference/models.md: (layers, hidden, heads, kv_heads, head_dim, intermediate, vocab, KV KiB/token bf16 TP 1)
 MODELS_MD: dict[str, tuple[int, int, int, int, int, int, int, float]] = {
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": (64, 5120, 40, 8, 128, 27648, 152064, 256),
     "Qwen/Qwen2.5-32B-Instruct": (64, 5120, 40, 8, 128, 27648, 152064, 256),
@@ -208,7 +208,7 @@ MODELS_MD: dict[str, tuple[int, int, int, int, int, int, int, float]] = {
     "meta-llama/Llama-3.3-70B-Instruct": (80, 8192, 64, 8, 128, 28672, 128256, 320),
     "Qwen/Qwen3-32B": (64, 5120, 64, 8, 128, 25600, 151936, 256),
     "google/gemma-2-27b-it": (46, 4608, 32, 16, 128, 36864, 256000, 368),
-    # MLA: 61 layers x (kv_lora_rank 512 + rope 64) x 2 bytes; models.md rounds it to 68.6.
+    # MLA: 61 layers x (kv_lora_rank 512 + rope 64) x 2 bytes; docs/reference/models.md rounds it to 68.6.
     "deepseek-ai/DeepSeek-R1": (61, 7168, 128, 128, 192, 18432, 129280, 68.625),
 }
 

@@ -10,6 +10,7 @@ import pytest
 from components.autoscaling import ADAPTER_METRICS, quantity
 from components.monitoring import DASHBOARDS_DIR, GRAFANA_ADMIN_SECRET, static_rule_groups
 from components.spec import SpecError, load_cluster_spec
+from components.stacks import load_stack, plan_for
 from testbed.fake_vllm import FakeVllm
 from testbed.stacks import STACKS, rendered, stack_config
 
@@ -90,7 +91,8 @@ def test_scrape_objects_rules_and_dashboards(stack: str) -> None:
     assert vllm["port"] == "http" and vllm["path"] == "/metrics" and vllm["honorLabels"] is True
     assert {"targetLabel": "job", "replacement": "vllm"} in vllm["relabelings"]
     gateway = objects(stack, "ServiceMonitor")["llm-gateway"]["spec"]["endpoints"][0]
-    litellm = stack_config(stack).get("gateway", {}).get("kind", "litellm") == "litellm"
+    # LiteLLM serves /metrics/ on its API port; vllm-router has a metrics port of its own.
+    litellm = plan_for(load_stack(stack)).gateway.kind == "litellm"
     assert (gateway["path"], gateway["port"]) == (("/metrics/", "http") if litellm else ("/metrics", "metrics"))
     assert objects(stack, "PodMonitor")["envoy"]["metadata"]["namespace"] == "envoy-gateway-system"
     groups = {g["name"]: g for g in objects(stack, "PrometheusRule")["llm-cluster"]["spec"]["groups"]}
