@@ -31,6 +31,7 @@ UPSTREAM_CREDENTIAL = "llm-gateway-credential"
 ENVOY_STATS_PORT = 19001
 # Longer than the LLM gateway's own timeout, so the gateway answers first with its own error.
 TIMEOUT_MARGIN_SECONDS = 60
+LABELS = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "api-gateway"}
 
 
 def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
@@ -125,51 +126,50 @@ class ApiGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:api_gateway:ApiGateway", name, None, opts)
         plan = args.plan
-        ns = plan.namespace
-        chart_pin("gateway-helm")
-        child = pulumi.ResourceOptions(parent=self)
-        labels = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "api-gateway"}
-
-        def meta(object_name: str) -> dict[str, Any]:
-            return {"name": object_name, "namespace": ns, "labels": labels}
-
         self.namespace = chart_namespace(f"{name}-namespace", "gateway-helm", "baseline", self)
         self.release = helm_release(
             "gateway-helm", {}, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         )
-        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         gateway_class = k8s.apiextensions.CustomResource(
             f"{name}-class",
             api_version="gateway.networking.k8s.io/v1",
             kind="GatewayClass",
-            metadata={"name": GATEWAY_CLASS, "labels": labels},
+            metadata={"name": GATEWAY_CLASS, "labels": LABELS},
             spec={"controllerName": CONTROLLER},
-            opts=after_crds,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
         )
         gateway = k8s.apiextensions.CustomResource(
             f"{name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
-            metadata=meta(GATEWAY),
+            metadata=meta(plan, GATEWAY),
             spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners(plan)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway_class]),
         )
-        route_depends: list[pulumi.Resource] = [gateway]
-        if args.upstream_key is not None:
+        route = self._route(name, plan, gateway, args.upstream_key)
+        self._keys_and_policies(name, plan, route)
+        self.register_outputs({"gateway": GATEWAY})
+
+    def _route(
+        self, name: str, plan: ClusterPlan, gateway: pulumi.Resource, upstream_key: pulumi.Output[str] | None
+    ) -> pulumi.Resource:
+        """The HTTPRoute to the LLM gateway, with the upstream credential injected when the gateway needs one."""
+        depends: list[pulumi.Resource] = [gateway]
+        if upstream_key is not None:
             credential = k8s.core.v1.Secret(
                 f"{name}-upstream-credential",
-                metadata=meta(UPSTREAM_CREDENTIAL),
+                metadata=meta(plan, UPSTREAM_CREDENTIAL),
                 type="Opaque",
                 # The master key is secret, and so is everything applied to it.
-                string_data={"credential": args.upstream_key.apply(lambda k: f"Bearer {k}")},
-                opts=child,
+                string_data={"credential": upstream_key.apply(lambda k: f"Bearer {k}")},
+                opts=pulumi.ResourceOptions(parent=self),
             )
-            route_depends.append(
+            depends.append(
                 k8s.apiextensions.CustomResource(
                     f"{name}-credential-injection",
                     api_version="gateway.envoyproxy.io/v1alpha1",
                     kind="HTTPRouteFilter",
-                    metadata=meta(UPSTREAM_CREDENTIAL),
+                    metadata=meta(plan, UPSTREAM_CREDENTIAL),
                     spec={
                         "credentialInjection": {
                             "header": "Authorization",
@@ -180,15 +180,19 @@ class ApiGateway(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, credential]),
                 )
             )
-        route = k8s.apiextensions.CustomResource(
+        route: pulumi.Resource = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
-            metadata=meta(GATEWAY),
+            metadata=meta(plan, GATEWAY),
             spec=http_route(plan),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=route_depends),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
+        return route
 
+    def _keys_and_policies(self, name: str, plan: ClusterPlan, route: pulumi.Resource) -> None:
+        """Generated client keys, the SecurityPolicy that checks them and the clients' rate limits."""
+        child = pulumi.ResourceOptions(parent=self)
         keys: dict[str, pulumi.Output[str]] = {}
         for client in plan.auth.clients:
             if client.key_secret:
@@ -201,7 +205,7 @@ class ApiGateway(pulumi.ComponentResource):
             policy_depends.append(
                 k8s.core.v1.Secret(
                     f"{name}-client-keys",
-                    metadata=meta(CLIENT_KEYS_SECRET),
+                    metadata=meta(plan, CLIENT_KEYS_SECRET),
                     type="Opaque",
                     string_data=dict(keys),  # RandomPassword results are secrets
                     opts=child,
@@ -211,7 +215,7 @@ class ApiGateway(pulumi.ComponentResource):
             f"{name}-api-keys",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="SecurityPolicy",
-            metadata=meta(GATEWAY),
+            metadata=meta(plan, GATEWAY),
             spec=security_policy(plan),
             opts=pulumi.ResourceOptions(parent=self, depends_on=policy_depends),
         )
@@ -221,11 +225,14 @@ class ApiGateway(pulumi.ComponentResource):
                 f"{name}-rate-limits",
                 api_version="gateway.envoyproxy.io/v1alpha1",
                 kind="BackendTrafficPolicy",
-                metadata=meta(GATEWAY),
+                metadata=meta(plan, GATEWAY),
                 spec=limits,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[route]),
             )
-        self.register_outputs({"gateway": GATEWAY})
+
+
+def meta(plan: ClusterPlan, object_name: str) -> dict[str, Any]:
+    return {"name": object_name, "namespace": plan.namespace, "labels": LABELS}
 
 
 def envoy_pod_monitor(plan: ClusterPlan) -> tuple[str, str, dict[str, Any]]:

@@ -86,33 +86,7 @@ class LlmCluster(pulumi.ComponentResource):
         self.pools = {
             pool.name: GpuNodePool(f"{name}-pool-{pool.name}", GpuNodePoolArgs(pool=pool), child) for pool in plan.pools
         }
-        needs_lws = any(m.workload == "LeaderWorkerSet" for m in plan.models)
-        self.lws = LeaderWorkerSetController(f"{name}-lws", child) if needs_lws else None
-        pools = {p.name: p for p in plan.pools}
-        image: pulumi.Input[str] = VLLM_IMAGE
-        if plan.images.vllm is not None:
-            built = VllmImage(
-                f"{name}-vllm-image",
-                VllmImageArgs(plan.images.vllm, args.registry_username or "", args.registry_password or ""),
-                child,
-            )
-            image = built.repo_digest
-        self.models = {}
-        for model in plan.models:
-            depends: list[pulumi.Resource] = [self.namespace, self.hf_token, self.pools[model.pool], self.gpu_operator]
-            if model.workload == "LeaderWorkerSet" and self.lws is not None:
-                depends.append(self.lws)
-            self.models[model.name] = VllmModel(
-                f"{name}-model-{model.name}",
-                VllmModelArgs(
-                    model=model,
-                    pool=pools[model.pool],
-                    namespace=plan.namespace,
-                    hf_token_secret=HF_TOKEN_SECRET,
-                    image=image,
-                ),
-                pulumi.ResourceOptions(parent=self, depends_on=depends),
-            )
+        self.models = self._model_servers(name, args)
         self.gateway = LlmGateway(
             f"{name}-gateway",
             LlmGatewayArgs(plan=plan),
@@ -135,3 +109,35 @@ class LlmCluster(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self, depends_on=[self.monitoring, *self.models.values()]),
             )
         self.register_outputs({"namespace": plan.namespace, "models": sorted(self.models)})
+
+    def _model_servers(self, name: str, args: LlmClusterArgs) -> dict[str, VllmModel]:
+        """The LWS controller when a replica spans nodes, the model-server image, then one VllmModel per model."""
+        plan, child = args.plan, pulumi.ResourceOptions(parent=self)
+        needs_lws = any(m.workload == "LeaderWorkerSet" for m in plan.models)
+        self.lws = LeaderWorkerSetController(f"{name}-lws", child) if needs_lws else None
+        pools = {p.name: p for p in plan.pools}
+        image: pulumi.Input[str] = VLLM_IMAGE
+        if plan.images.vllm is not None:
+            built = VllmImage(
+                f"{name}-vllm-image",
+                VllmImageArgs(plan.images.vllm, args.registry_username or "", args.registry_password or ""),
+                child,
+            )
+            image = built.repo_digest
+        models = {}
+        for model in plan.models:
+            depends: list[pulumi.Resource] = [self.namespace, self.hf_token, self.pools[model.pool], self.gpu_operator]
+            if model.workload == "LeaderWorkerSet" and self.lws is not None:
+                depends.append(self.lws)
+            models[model.name] = VllmModel(
+                f"{name}-model-{model.name}",
+                VllmModelArgs(
+                    model=model,
+                    pool=pools[model.pool],
+                    namespace=plan.namespace,
+                    hf_token_secret=HF_TOKEN_SECRET,
+                    image=image,
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=depends),
+            )
+        return models

@@ -21,6 +21,7 @@ from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
 
 NAME = "llm-gateway"
+SELECTOR = {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/component": "llm-gateway"}
 MASTER_KEY_SECRET = "litellm-master-key"
 MASTER_KEY_FIELD = "master-key"
 CONFIG_MOUNT = "/etc/litellm"
@@ -125,6 +126,18 @@ class LlmGatewayArgs:
     plan: ClusterPlan
 
 
+@dataclass
+class GatewayPod:
+    """What one gateway kind adds to the common pod: its container, volumes, ports and the objects it needs."""
+
+    container: dict[str, Any]
+    volumes: list[dict[str, Any]]
+    mounts: list[dict[str, Any]]
+    ports: list[dict[str, Any]]
+    depends: list[pulumi.Resource]
+    service_account: str | None = None
+
+
 class LlmGateway(pulumi.ComponentResource):
     """The LLM gateway Deployment, its Service, PDB, CPU HPA and (LiteLLM) config and master key."""
 
@@ -134,91 +147,17 @@ class LlmGateway(pulumi.ComponentResource):
         super().__init__("llm-cluster:gateway:LlmGateway", name, None, opts)
         plan = args.plan
         g = plan.gateway
-        ns = plan.namespace
-        child = pulumi.ResourceOptions(parent=self)
-        version = g.image.rpartition(":")[2]
-        labels = {**common_labels(NAME, "llm-gateway", version), "llm-cluster.io/gateway-kind": g.kind}
-        selector = {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/component": "llm-gateway"}
-        port = g.port
-        depends: list[pulumi.Resource] = []
-        volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
-        mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-        ports = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-        service_account: str | None = None
+        self.labels = {
+            **common_labels(NAME, "llm-gateway", g.image.rpartition(":")[2]),
+            "llm-cluster.io/gateway-kind": g.kind,
+        }
         self.master_key = None
-
-        if g.kind == "litellm":
-            key = pulumi_random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
-            self.master_key = pulumi.Output.secret(key.result.apply(lambda v: f"sk-{v}"))
-            secret = k8s.core.v1.Secret(
-                f"{name}-master-key",
-                metadata={"name": MASTER_KEY_SECRET, "namespace": ns, "labels": labels},
-                type="Opaque",
-                string_data={MASTER_KEY_FIELD: self.master_key},
-                opts=child,
-            )
-            config = k8s.core.v1.ConfigMap(
-                f"{name}-config",
-                metadata={"name": f"{NAME}-config", "namespace": ns, "labels": labels},
-                data={"config.yaml": yaml.safe_dump(litellm_config(plan), sort_keys=False)},
-                opts=child,
-            )
-            depends += [secret, config]
-            volumes.append({"name": "config", "configMap": {"name": f"{NAME}-config"}})
-            mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
-            env: list[dict[str, Any]] = [
-                {
-                    "name": "LITELLM_MASTER_KEY",
-                    "valueFrom": {"secretKeyRef": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_FIELD}},
-                },
-                {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},  # no fetch from the internet at start
-                # Several workers share counters through files; /tmp is a writable emptyDir.
-                {"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/prometheus"},
-            ]
-            container: dict[str, Any] = {
-                "name": "litellm",
-                "image": g.image,
-                "args": litellm_args(plan),
-                "env": env,
-                "readinessProbe": _probe("/health/readiness", port),
-                "livenessProbe": _probe("/health/liveliness", port),
-                "startupProbe": {**_probe("/health/liveliness", port), "failureThreshold": 30},
-            }
-        else:
-            service_account = NAME
-            account = k8s.core.v1.ServiceAccount(
-                f"{name}-account", metadata={"name": NAME, "namespace": ns, "labels": labels}, opts=child
-            )
-            # Discovery lists and watches pods of this namespace only.
-            role = k8s.rbac.v1.Role(
-                f"{name}-role",
-                metadata={"name": NAME, "namespace": ns, "labels": labels},
-                rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
-                opts=child,
-            )
-            binding = k8s.rbac.v1.RoleBinding(
-                f"{name}-binding",
-                metadata={"name": NAME, "namespace": ns, "labels": labels},
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-                subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": ns}],
-                opts=child,
-            )
-            depends += [account, role, binding]
-            ports.append({"name": g.metrics_port_name, "containerPort": g.metrics_port, "protocol": "TCP"})
-            container = {
-                "name": "vllm-router",
-                "image": g.image,
-                "command": ["vllm-router"],
-                "args": router_args(plan),
-                "readinessProbe": _probe("/readiness", port),
-                "livenessProbe": _probe("/liveness", port),
-            }
-
-        container.update(
+        pod = self._litellm(name, plan) if g.kind == "litellm" else self._router(name, plan)
+        pod.container.update(
             {
                 "imagePullPolicy": "IfNotPresent",
-                "ports": ports,
-                "volumeMounts": mounts,
+                "ports": pod.ports,
+                "volumeMounts": pod.mounts,
                 "resources": {
                     "requests": {"cpu": f"{g.cpu_millicores}m", "memory": f"{g.memory_mib}Mi"},
                     # Bursts (a worker's start, a spike of streams) get twice the request.
@@ -232,50 +171,146 @@ class LlmGateway(pulumi.ComponentResource):
                 },
             }
         )
+        self.deployment = self._deployment(name, plan, pod)
+        self._service_budget_and_autoscaler(name, plan, pod.ports)
+        self.register_outputs({"service": NAME, "port": g.port})
+
+    def _meta(self, plan: ClusterPlan, object_name: str = NAME) -> dict[str, Any]:
+        return {"name": object_name, "namespace": plan.namespace, "labels": self.labels}
+
+    def _litellm(self, name: str, plan: ClusterPlan) -> GatewayPod:
+        """LiteLLM without a database: config from the plan, the master key from pulumi_random."""
+        child, port = pulumi.ResourceOptions(parent=self), plan.gateway.port
+        key = pulumi_random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
+        self.master_key = pulumi.Output.secret(key.result.apply(lambda v: f"sk-{v}"))
+        secret = k8s.core.v1.Secret(
+            f"{name}-master-key",
+            metadata=self._meta(plan, MASTER_KEY_SECRET),
+            type="Opaque",
+            string_data={MASTER_KEY_FIELD: self.master_key},
+            opts=child,
+        )
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=self._meta(plan, f"{NAME}-config"),
+            data={"config.yaml": yaml.safe_dump(litellm_config(plan), sort_keys=False)},
+            opts=child,
+        )
+        env: list[dict[str, Any]] = [
+            {
+                "name": "LITELLM_MASTER_KEY",
+                "valueFrom": {"secretKeyRef": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_FIELD}},
+            },
+            {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},  # no fetch from the internet at start
+            # Several workers share counters through files; /tmp is a writable emptyDir.
+            {"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/prometheus"},
+        ]
+        container: dict[str, Any] = {
+            "name": "litellm",
+            "image": plan.gateway.image,
+            "args": litellm_args(plan),
+            "env": env,
+            "readinessProbe": _probe("/health/readiness", port),
+            "livenessProbe": _probe("/health/liveliness", port),
+            "startupProbe": {**_probe("/health/liveliness", port), "failureThreshold": 30},
+        }
+        return GatewayPod(
+            container=container,
+            volumes=[{"name": "tmp", "emptyDir": {}}, {"name": "config", "configMap": {"name": f"{NAME}-config"}}],
+            mounts=[
+                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            ],
+            ports=[{"name": "http", "containerPort": port, "protocol": "TCP"}],
+            depends=[secret, config],
+        )
+
+    def _router(self, name: str, plan: ClusterPlan) -> GatewayPod:
+        """vllm-router discovering model-server pods by label, with the RBAC its discovery needs."""
+        child, g = pulumi.ResourceOptions(parent=self), plan.gateway
+        account = k8s.core.v1.ServiceAccount(f"{name}-account", metadata=self._meta(plan), opts=child)
+        # Discovery lists and watches pods of this namespace only.
+        role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=self._meta(plan),
+            rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+            opts=child,
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-binding",
+            metadata=self._meta(plan),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+            subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": plan.namespace}],
+            opts=child,
+        )
+        container = {
+            "name": "vllm-router",
+            "image": g.image,
+            "command": ["vllm-router"],
+            "args": router_args(plan),
+            "readinessProbe": _probe("/readiness", g.port),
+            "livenessProbe": _probe("/liveness", g.port),
+        }
+        return GatewayPod(
+            container=container,
+            volumes=[{"name": "tmp", "emptyDir": {}}],
+            mounts=[{"name": "tmp", "mountPath": "/tmp"}],
+            ports=[
+                {"name": "http", "containerPort": g.port, "protocol": "TCP"},
+                {"name": g.metrics_port_name, "containerPort": g.metrics_port, "protocol": "TCP"},
+            ],
+            depends=[account, role, binding],
+            service_account=NAME,
+        )
+
+    def _deployment(self, name: str, plan: ClusterPlan, pod: GatewayPod) -> k8s.apps.v1.Deployment:
         pod_spec: dict[str, Any] = {
-            "containers": [container],
-            "volumes": volumes,
+            "containers": [pod.container],
+            "volumes": pod.volumes,
             "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
             "topologySpreadConstraints": [
                 {
                     "maxSkew": 1,
                     "topologyKey": "kubernetes.io/hostname",
                     "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": selector},
+                    "labelSelector": {"matchLabels": SELECTOR},
                 }
             ],
         }
-        if service_account:
-            pod_spec["serviceAccountName"] = service_account
-        self.deployment = k8s.apps.v1.Deployment(
+        if pod.service_account:
+            pod_spec["serviceAccountName"] = pod.service_account
+        return k8s.apps.v1.Deployment(
             name,
-            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            metadata=self._meta(plan),
             spec={
-                "replicas": g.min_replicas,
-                "selector": {"matchLabels": selector},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                "replicas": plan.gateway.min_replicas,
+                "selector": {"matchLabels": SELECTOR},
+                "template": {"metadata": {"labels": self.labels}, "spec": pod_spec},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=["spec.replicas"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pod.depends, ignore_changes=["spec.replicas"]),
         )
+
+    def _service_budget_and_autoscaler(self, name: str, plan: ClusterPlan, ports: list[dict[str, Any]]) -> None:
+        child, g = pulumi.ResourceOptions(parent=self), plan.gateway
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            metadata=self._meta(plan),
             spec={
                 "type": "ClusterIP",
-                "selector": selector,
+                "selector": SELECTOR,
                 "ports": [{"name": p["name"], "port": p["containerPort"], "targetPort": p["name"]} for p in ports],
             },
             opts=child,
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata={"name": NAME, "namespace": ns, "labels": labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+            metadata=self._meta(plan),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": SELECTOR}},
             opts=child,
         )
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
-            metadata={"name": NAME, "namespace": ns, "labels": labels},
+            metadata=self._meta(plan),
             spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
                 "minReplicas": g.min_replicas,
@@ -292,7 +327,6 @@ class LlmGateway(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
-        self.register_outputs({"service": NAME, "port": port})
 
 
 def _probe(path: str, port: int) -> dict[str, Any]:

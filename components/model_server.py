@@ -179,6 +179,47 @@ def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
     return spec
 
 
+def template_metadata(args: VllmModelArgs, labels: dict[str, str], role: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"labels": {**labels, ROLE_LABEL: role}}
+    if args.pool.backend.kind == "karpenter":
+        # Karpenter never voluntarily disrupts a node while one of these pods runs on it.
+        meta["annotations"] = {"karpenter.sh/do-not-disrupt": "true"}
+    return meta
+
+
+def deployment_spec(args: VllmModelArgs, labels: dict[str, str]) -> dict[str, Any]:
+    model = args.model
+    return {
+        "replicas": model.min_replicas,
+        "selector": {"matchLabels": {MODEL_LABEL: model.name}},
+        # No surge: a new pod would need GPUs the pool may not have spare.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+        "progressDeadlineSeconds": model.pod.progress_deadline_seconds,
+        "template": {"metadata": template_metadata(args, labels, SERVER_ROLE), "spec": pod_spec(args, "single")},
+    }
+
+
+def leader_worker_set_spec(args: VllmModelArgs, labels: dict[str, str]) -> dict[str, Any]:
+    model = args.model
+    return {
+        "replicas": model.min_replicas,
+        "startupPolicy": "LeaderCreated",
+        "leaderWorkerTemplate": {
+            "size": model.nodes_per_replica,
+            # A lost pod breaks the whole TP x PP group: restart the group together.
+            "restartPolicy": "RecreateGroupOnPodRestart",
+            "leaderTemplate": {
+                "metadata": template_metadata(args, labels, SERVER_ROLE),
+                "spec": pod_spec(args, "leader"),
+            },
+            "workerTemplate": {
+                "metadata": template_metadata(args, labels, WORKER_ROLE),
+                "spec": pod_spec(args, "worker"),
+            },
+        },
+    }
+
+
 class VllmModel(pulumi.ComponentResource):
     """The Kubernetes objects that serve one model."""
 
@@ -192,45 +233,20 @@ class VllmModel(pulumi.ComponentResource):
             POOL_LABEL: args.pool.name,
         }
         selector = {MODEL_LABEL: model.name}
-
-        def meta(object_name: str) -> dict[str, Any]:
-            return {"name": object_name, "namespace": args.namespace, "labels": labels}
-
+        meta = {"name": model.name, "namespace": args.namespace, "labels": labels}
         depends: list[pulumi.Resource] = []
         if model.cache.kind == "shared":
+            cache_meta = {**meta, "name": f"{model.name}-cache"}
             self.cache = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-cache", metadata=meta(f"{model.name}-cache"), spec=cache_claim_spec(model), opts=child
+                f"{name}-cache", metadata=cache_meta, spec=cache_claim_spec(model), opts=child
             )
             depends.append(self.cache)
-        replicas = model.min_replicas
         # An HPA owns the replica count of autoscaled models; Pulumi must not fight it on update.
-        scaled = pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=["spec.replicas"])
-        fixed = pulumi.ResourceOptions(parent=self, depends_on=depends)
-        workload_opts = scaled if model.autoscaling else fixed
-        annotations = {}
-        if args.pool.backend.kind == "karpenter":
-            # Karpenter never voluntarily disrupts a node while one of these pods runs on it.
-            annotations["karpenter.sh/do-not-disrupt"] = "true"
-
-        def template_meta(role: str) -> dict[str, Any]:
-            meta: dict[str, Any] = {"labels": {**labels, ROLE_LABEL: role}}
-            if annotations:
-                meta["annotations"] = annotations
-            return meta
-
+        ignored = ["spec.replicas"] if model.autoscaling else []
+        workload_opts = pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=ignored)
         if model.workload == "Deployment":
             self.workload: pulumi.CustomResource = k8s.apps.v1.Deployment(
-                name,
-                metadata=meta(model.name),
-                spec={
-                    "replicas": replicas,
-                    "selector": {"matchLabels": selector},
-                    # No surge: a new pod would need GPUs the pool may not have spare.
-                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                    "progressDeadlineSeconds": model.pod.progress_deadline_seconds,
-                    "template": {"metadata": template_meta(SERVER_ROLE), "spec": pod_spec(args, "single")},
-                },
-                opts=workload_opts,
+                name, metadata=meta, spec=deployment_spec(args, labels), opts=workload_opts
             )
             service_selector = selector
         else:
@@ -238,31 +254,14 @@ class VllmModel(pulumi.ComponentResource):
                 name,
                 api_version="leaderworkerset.x-k8s.io/v1",
                 kind="LeaderWorkerSet",
-                metadata=meta(model.name),
-                spec={
-                    "replicas": replicas,
-                    "startupPolicy": "LeaderCreated",
-                    "leaderWorkerTemplate": {
-                        "size": model.nodes_per_replica,
-                        # A lost pod breaks the whole TP x PP group: restart the group together.
-                        "restartPolicy": "RecreateGroupOnPodRestart",
-                        "leaderTemplate": {
-                            "metadata": template_meta(SERVER_ROLE),
-                            "spec": pod_spec(args, "leader"),
-                        },
-                        "workerTemplate": {
-                            "metadata": template_meta(WORKER_ROLE),
-                            "spec": pod_spec(args, "worker"),
-                        },
-                    },
-                },
+                metadata=meta,
+                spec=leader_worker_set_spec(args, labels),
                 opts=workload_opts,
             )
-            service_selector = {**selector, LWS_WORKER_INDEX_LABEL: "0"}
-
+            service_selector = {**selector, LWS_WORKER_INDEX_LABEL: "0"}  # the leader answers for the group
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(model.name),
+            metadata=meta,
             spec={
                 "type": "ClusterIP",
                 "selector": service_selector,
@@ -272,7 +271,7 @@ class VllmModel(pulumi.ComponentResource):
         )
         self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata=meta(model.name),
+            metadata=meta,
             spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
             opts=child,
         )

@@ -193,44 +193,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         labels = {**PROJECT_SELECTOR, **PROMETHEUS_SELECTOR}
-        self.pod_monitor = k8s.apiextensions.CustomResource(
-            f"{name}-vllm",
-            api_version="monitoring.coreos.com/v1",
-            kind="PodMonitor",
-            metadata={"name": "vllm", "namespace": plan.namespace, "labels": labels},
-            spec=vllm_pod_monitor(plan),
-            opts=after_crds,
-        )
-        self.service_monitors = [
-            k8s.apiextensions.CustomResource(
-                f"{name}-{monitor_name}",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata={"name": monitor_name, "namespace": plan.namespace, "labels": labels},
-                spec=spec,
-                opts=after_crds,
-            )
-            for monitor_name, spec in args.service_monitors
-        ]
-        self.envoy_gateway_monitor = k8s.apiextensions.CustomResource(
-            f"{name}-envoy-gateway",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata={"name": "envoy-gateway", "namespace": chart_pin("gateway-helm").namespace, "labels": labels},
-            spec=envoy_gateway_service_monitor(plan),
-            opts=after_crds,
-        )
-        self.pod_monitors = [
-            k8s.apiextensions.CustomResource(
-                f"{name}-{monitor_name}",
-                api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
-                metadata={"name": monitor_name, "namespace": monitor_namespace, "labels": labels},
-                spec=spec,
-                opts=after_crds,
-            )
-            for monitor_name, monitor_namespace, spec in args.pod_monitors
-        ]
+        self._monitors(name, args, labels, after_crds)
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
@@ -253,3 +216,31 @@ class Monitoring(pulumi.ComponentResource):
             for file_name, content in dashboards().items()
         ]
         self.register_outputs({"namespace": namespace})
+
+    def _monitors(
+        self, name: str, args: MonitoringArgs, labels: dict[str, str], after_crds: pulumi.ResourceOptions
+    ) -> None:
+        """The vLLM PodMonitor, the Envoy Gateway ServiceMonitor and the monitors the other components ask for."""
+        plan = args.plan
+
+        def monitor(kind: str, monitor_name: str, namespace: str, spec: dict[str, Any]) -> pulumi.CustomResource:
+            created: pulumi.CustomResource = k8s.apiextensions.CustomResource(
+                f"{name}-{monitor_name}",
+                api_version="monitoring.coreos.com/v1",
+                kind=kind,
+                metadata={"name": monitor_name, "namespace": namespace, "labels": labels},
+                spec=spec,
+                opts=after_crds,
+            )
+            return created
+
+        self.pod_monitor = monitor("PodMonitor", "vllm", plan.namespace, vllm_pod_monitor(plan))
+        self.service_monitors = [
+            monitor("ServiceMonitor", monitor_name, plan.namespace, spec)
+            for monitor_name, spec in args.service_monitors
+        ]
+        gateway_namespace = chart_pin("gateway-helm").namespace
+        self.envoy_gateway_monitor = monitor(
+            "ServiceMonitor", "envoy-gateway", gateway_namespace, envoy_gateway_service_monitor(plan)
+        )
+        self.pod_monitors = [monitor("PodMonitor", *pod_monitor) for pod_monitor in args.pod_monitors]

@@ -74,6 +74,11 @@ def serving_config(
     req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, nodes: int
 ) -> tuple[list[str], dict[str, str], list[str]]:
     """vLLM arguments (for `vllm serve`, model first), environment and warnings."""
+    env, warnings = engine_env(req, shape)
+    return vllm_args(req, r, shape, c), env, warnings + layout_warnings(req, r, shape, c)
+
+
+def vllm_args(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate) -> list[str]:
     a = r.arch
     args = [a.id]
     if req.served_name:
@@ -110,8 +115,10 @@ def serving_config(
         args += ["--no-enable-prefix-caching"]
     if req.tool_call_parser:
         args += ["--enable-auto-tool-choice", "--tool-call-parser", req.tool_call_parser]
-    args += list(req.extra_args)
+    return args + list(req.extra_args)
 
+
+def engine_env(req: SizingRequest, shape: GpuShape) -> tuple[dict[str, str], list[str]]:
     env: dict[str, str] = {}
     warnings: list[str] = []
     if not shape.peer_to_peer:
@@ -125,9 +132,14 @@ def serving_config(
                 "kernels in vLLM " + VLLM_VERSION + "; answers can differ across replicas and under load"
             )
     env.update(dict(req.env))
-
     if req.revision is None:
         warnings.append("no revision pin: the weights follow the repository's main branch; set revision to a commit")
+    return env, warnings
+
+
+def layout_warnings(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate) -> list[str]:
+    a = r.arch
+    warnings = []
     if c.tp > shape.nvlink_domain:
         warnings.append(
             f"TP {c.tp} spans {c.tp // shape.nvlink_domain} NVLink domains of {shape.gpu_id}: every all-reduce "
@@ -160,4 +172,4 @@ def serving_config(
         warnings.append(
             f"parameter count estimated from the config ({a.params_b:g}B); pass paramsB for the published one"
         )
-    return args, env, warnings
+    return warnings
