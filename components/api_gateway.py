@@ -18,7 +18,7 @@ import pulumi_random
 
 from components.charts import chart_namespace, chart_pin, helm_release
 from components.gateway import NAME as LLM_GATEWAY
-from components.labels import PROJECT
+from components.labels import API_GATEWAY_COMPONENT, COMPONENT_LABEL, NAME_LABEL, PART_OF_LABEL, PROJECT
 from components.planning.types import ClusterPlan
 
 GATEWAY_CLASS = "llm-cluster"
@@ -31,7 +31,7 @@ UPSTREAM_CREDENTIAL = "llm-gateway-credential"
 ENVOY_STATS_PORT = 19001
 # Longer than the LLM gateway's own timeout, so the gateway answers first with its own error.
 TIMEOUT_MARGIN_SECONDS = 60
-LABELS = {"app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/component": "api-gateway"}
+LABELS = {PART_OF_LABEL: PROJECT, COMPONENT_LABEL: API_GATEWAY_COMPONENT}
 
 
 def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
@@ -243,7 +243,7 @@ def envoy_pod_monitor(plan: ClusterPlan) -> tuple[str, str, dict[str, Any]]:
         {
             "selector": {
                 "matchLabels": {
-                    "app.kubernetes.io/name": "envoy",
+                    NAME_LABEL: "envoy",
                     "gateway.envoyproxy.io/owning-gateway-name": GATEWAY,
                     "gateway.envoyproxy.io/owning-gateway-namespace": plan.namespace,
                 }

@@ -13,7 +13,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.charts import chart_pin, helm_release
-from components.labels import MODEL_LABEL, common_labels
+from components.labels import (
+    GPUS_PER_REPLICA_ANNOTATION,
+    MODEL_LABEL,
+    MODEL_SERVER_COMPONENT,
+    POOL_GPUS_ANNOTATION,
+    common_labels,
+)
 from components.planning.types import ModelPlan, PoolPlan
 from components.planning.vllm import VLLM_VERSION
 
@@ -124,11 +130,14 @@ class Autoscaling(pulumi.ComponentResource):
                 metadata={
                     "name": model.name,
                     "namespace": args.namespace,
-                    "labels": {**common_labels(model.name, "model-server", VLLM_VERSION), MODEL_LABEL: model.name},
+                    "labels": {
+                        **common_labels(model.name, MODEL_SERVER_COMPONENT, VLLM_VERSION),
+                        MODEL_LABEL: model.name,
+                    },
                     # What the plan checked; the policy pack re-checks maxReplicas against them.
                     "annotations": {
-                        "llm-cluster.io/pool-gpus": str(pool_gpus[model.pool]),
-                        "llm-cluster.io/gpus-per-replica": str(model.gpus_per_replica),
+                        POOL_GPUS_ANNOTATION: str(pool_gpus[model.pool]),
+                        GPUS_PER_REPLICA_ANNOTATION: str(model.gpus_per_replica),
                     },
                 },
                 spec=hpa_spec(model),

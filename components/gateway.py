@@ -16,12 +16,22 @@ import pulumi_kubernetes as k8s
 import pulumi_random
 import yaml
 
-from components.labels import PROJECT, ROLE_LABEL, SERVER_ROLE, common_labels
+from components.labels import (
+    COMPONENT_LABEL,
+    GATEWAY_COMPONENT,
+    GATEWAY_KIND_LABEL,
+    INSTANCE_LABEL,
+    PART_OF_LABEL,
+    PROJECT,
+    ROLE_LABEL,
+    SERVER_ROLE,
+    common_labels,
+)
 from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
 
 NAME = "llm-gateway"
-SELECTOR = {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/component": "llm-gateway"}
+SELECTOR = {INSTANCE_LABEL: NAME, COMPONENT_LABEL: GATEWAY_COMPONENT}
 MASTER_KEY_SECRET = "litellm-master-key"
 MASTER_KEY_FIELD = "master-key"
 CONFIG_MOUNT = "/etc/litellm"
@@ -148,8 +158,8 @@ class LlmGateway(pulumi.ComponentResource):
         plan = args.plan
         g = plan.gateway
         self.labels = {
-            **common_labels(NAME, "llm-gateway", g.image.rpartition(":")[2]),
-            "llm-cluster.io/gateway-kind": g.kind,
+            **common_labels(NAME, GATEWAY_COMPONENT, g.image.rpartition(":")[2]),
+            GATEWAY_KIND_LABEL: g.kind,
         }
         self.master_key = None
         pod = self._litellm(name, plan) if g.kind == "litellm" else self._router(name, plan)
@@ -339,7 +349,7 @@ def gateway_service_monitor(plan: ClusterPlan) -> tuple[str, dict[str, Any]]:
     return (
         NAME,
         {
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": NAME, "app.kubernetes.io/part-of": PROJECT}},
+            "selector": {"matchLabels": {INSTANCE_LABEL: NAME, PART_OF_LABEL: PROJECT}},
             "namespaceSelector": {"matchNames": [plan.namespace]},
             "endpoints": [
                 {

@@ -1,6 +1,22 @@
 """Label, taint and annotation names the components agree on."""
 
 PROJECT = "llm-cluster"
+# app.kubernetes.io labels every object of ours carries (common_labels), and the component values the
+# NetworkPolicies, monitors and policy pack select on.
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MODEL_SERVER_COMPONENT = "model-server"
+GATEWAY_COMPONENT = "llm-gateway"
+API_GATEWAY_COMPONENT = "api-gateway"
+GATEWAY_KIND_LABEL = "llm-cluster.io/gateway-kind"
+# The label Prometheus selects monitors and rules by (charts/kube-prometheus-stack/values.yaml): no chart
+# writes it by itself, so it never collides with a chart's own part-of label.
+PROMETHEUS_LABEL = "llm-cluster.io/prometheus"
+# What the plan checked on an HPA, so the policy pack can re-check maxReplicas against the pool.
+POOL_GPUS_ANNOTATION = "llm-cluster.io/pool-gpus"
+GPUS_PER_REPLICA_ANNOTATION = "llm-cluster.io/gpus-per-replica"
 POOL_LABEL = "llm-cluster.io/pool"
 GPU_LABEL = "llm-cluster.io/gpu"
 GPU_PRODUCT_LABEL = "llm-cluster.io/gpu-product"
@@ -15,11 +31,11 @@ GPU_RESOURCE = "nvidia.com/gpu"
 def common_labels(name: str, component: str, version: str) -> dict[str, str]:
     """app.kubernetes.io labels of one workload."""
     return {
-        "app.kubernetes.io/name": component,
-        "app.kubernetes.io/instance": name,
+        NAME_LABEL: component,
+        INSTANCE_LABEL: name,
         "app.kubernetes.io/version": version,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": PROJECT,
+        COMPONENT_LABEL: component,
+        PART_OF_LABEL: PROJECT,
         "app.kubernetes.io/managed-by": "pulumi",
     }
 

@@ -19,6 +19,7 @@ from components.labels import (
     GPU_RESOURCE,
     GPU_TOLERATION,
     MODEL_LABEL,
+    MODEL_SERVER_COMPONENT,
     POOL_LABEL,
     ROLE_LABEL,
     SERVER_ROLE,
@@ -228,7 +229,7 @@ class VllmModel(pulumi.ComponentResource):
         model = args.model
         child = pulumi.ResourceOptions(parent=self)
         labels = {
-            **common_labels(model.name, "model-server", VLLM_VERSION),
+            **common_labels(model.name, MODEL_SERVER_COMPONENT, VLLM_VERSION),
             MODEL_LABEL: model.name,
             POOL_LABEL: args.pool.name,
         }

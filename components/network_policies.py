@@ -15,12 +15,22 @@ import pulumi_kubernetes as k8s
 
 from components.api_gateway import GATEWAY
 from components.charts import chart_pin
-from components.labels import MODEL_LABEL, PROJECT, ROLE_LABEL, SERVER_ROLE
+from components.labels import (
+    COMPONENT_LABEL,
+    GATEWAY_COMPONENT,
+    MODEL_LABEL,
+    MODEL_SERVER_COMPONENT,
+    NAME_LABEL,
+    PART_OF_LABEL,
+    PROJECT,
+    ROLE_LABEL,
+    SERVER_ROLE,
+)
 from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
 
-GATEWAY_PODS = {"app.kubernetes.io/component": "llm-gateway"}
-MODEL_PODS = {"app.kubernetes.io/component": "model-server"}
+GATEWAY_PODS = {COMPONENT_LABEL: GATEWAY_COMPONENT}
+MODEL_PODS = {COMPONENT_LABEL: MODEL_SERVER_COMPONENT}
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
 
 
@@ -38,7 +48,7 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
         **namespace_is(chart_pin("gateway-helm").namespace),
         "podSelector": {
             "matchLabels": {
-                "app.kubernetes.io/name": "envoy",
+                NAME_LABEL: "envoy",
                 "gateway.envoyproxy.io/owning-gateway-name": GATEWAY,
                 "gateway.envoyproxy.io/owning-gateway-namespace": plan.namespace,
             }
@@ -107,7 +117,7 @@ class NetworkPolicies(pulumi.ComponentResource):
                 metadata={
                     "name": policy_name,
                     "namespace": args.plan.namespace,
-                    "labels": {"app.kubernetes.io/part-of": PROJECT},
+                    "labels": {PART_OF_LABEL: PROJECT},
                 },
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self),

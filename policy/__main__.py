@@ -3,6 +3,12 @@
 Only builds the pack (constructing it starts the policy gRPC server); the rules live in policy/rules.py.
 """
 
+import sys
+from pathlib import Path
+
+# The rules read the label names the components write (components/labels.py) from the project root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from pulumi_policy import (
     EnforcementLevel,
     PolicyPack,

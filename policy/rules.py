@@ -11,8 +11,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-GPU = "nvidia.com/gpu"
-GPU_TAINT_KEY = "nvidia.com/gpu"
+from components.labels import (
+    COMPONENT_LABEL,
+    GATEWAY_COMPONENT,
+    GPU_TAINT_KEY,
+    GPUS_PER_REPLICA_ANNOTATION,
+    MODEL_SERVER_COMPONENT,
+    POOL_GPUS_ANNOTATION,
+)
+from components.labels import GPU_RESOURCE as GPU
+
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 # Values that look like credentials: OpenAI-style and Hugging Face keys, private keys, bearer tokens.
 SECRET_VALUE = re.compile(
@@ -184,7 +192,7 @@ def monitoring_is_persistent(resource: Resource) -> list[str]:
 def model_servers_have_probes(resource: Resource) -> list[str]:
     violations = []
     for role, template in pod_templates(resource):
-        if template_labels(template).get("app.kubernetes.io/component") != "model-server" or role == "worker":
+        if template_labels(template).get(COMPONENT_LABEL) != MODEL_SERVER_COMPONENT or role == "worker":
             continue  # LeaderWorkerSet workers serve no HTTP; their leader answers for the group
         for c in containers(template):
             missing = [p for p in ("startupProbe", "readinessProbe", "livenessProbe") if p not in c]
@@ -215,9 +223,9 @@ def hpa_bounds_fit_the_pool(resource: Resource) -> list[str]:
     if not low <= high:
         violations.append(f"{resource.object_name}: minReplicas {low:g} > maxReplicas {high:g}")
     notes = (resource.props.get("metadata") or {}).get("annotations") or {}
-    if "llm-cluster.io/pool-gpus" in notes:
-        per_replica = _number(notes.get("llm-cluster.io/gpus-per-replica"))
-        pool = _number(notes["llm-cluster.io/pool-gpus"])
+    if POOL_GPUS_ANNOTATION in notes:
+        per_replica = _number(notes.get(GPUS_PER_REPLICA_ANNOTATION))
+        pool = _number(notes[POOL_GPUS_ANNOTATION])
         if high * per_replica > pool:
             violations.append(
                 f"{resource.object_name}: {high:g} replicas x {per_replica:g} GPUs exceed the pool's {pool:g} GPUs"
@@ -228,7 +236,7 @@ def hpa_bounds_fit_the_pool(resource: Resource) -> list[str]:
 def gateways_run_as_non_root(resource: Resource) -> list[str]:
     violations = []
     for _, template in pod_templates(resource):
-        if template_labels(template).get("app.kubernetes.io/component") != "llm-gateway":
+        if template_labels(template).get(COMPONENT_LABEL) != GATEWAY_COMPONENT:
             continue
         pod = (template.get("spec") or {}).get("securityContext") or {}
         for c in containers(template):

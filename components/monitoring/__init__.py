@@ -19,15 +19,21 @@ import pulumi_random
 import yaml
 
 from components.charts import chart_namespace, chart_pin, helm_release
-from components.labels import MODEL_LABEL, POOL_LABEL, PROJECT
+from components.labels import (
+    COMPONENT_LABEL,
+    MODEL_LABEL,
+    MODEL_SERVER_COMPONENT,
+    PART_OF_LABEL,
+    POOL_LABEL,
+    PROJECT,
+    PROMETHEUS_LABEL,
+)
 from components.planning.types import ClusterPlan
 
 RULES_DIR = Path(__file__).parent / "rules"
 DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
-PROJECT_SELECTOR = {"app.kubernetes.io/part-of": PROJECT}
-# What our Prometheus selects monitors and rules by (charts/kube-prometheus-stack/values.yaml says why this key and
-# not app.kubernetes.io/part-of); every ServiceMonitor, PodMonitor and PrometheusRule of ours carries it.
-PROMETHEUS_LABEL = "llm-cluster.io/prometheus"
+PROJECT_SELECTOR = {PART_OF_LABEL: PROJECT}
+# Every ServiceMonitor, PodMonitor and PrometheusRule of ours carries the label our Prometheus selects.
 PROMETHEUS_SELECTOR = {PROMETHEUS_LABEL: PROJECT}
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_LABEL = "grafana_dashboard"
@@ -108,7 +114,7 @@ def stack_values(plan: ClusterPlan) -> dict[str, Any]:
 def vllm_pod_monitor(plan: ClusterPlan) -> dict[str, Any]:
     """Scrape every vLLM pod that serves HTTP (LeaderWorkerSet workers do not) as job `vllm`."""
     return {
-        "selector": {"matchLabels": {"app.kubernetes.io/component": "model-server"}},
+        "selector": {"matchLabels": {COMPONENT_LABEL: MODEL_SERVER_COMPONENT}},
         "namespaceSelector": {"matchNames": [plan.namespace]},
         "podMetricsEndpoints": [
             {

@@ -72,8 +72,25 @@ def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
         f"Kubernetes {plan.kubernetes_version}, namespace `{plan.namespace}`)",
         "",
         f"{h}Pools",
+        _pools_table(plan, markdown),
+        "",
+        f"{h}Models",
+        _models_table(plan, markdown),
+        "",
+        f"{h}Decisions",
+        *_decisions(plan, markdown),
     ]
-    pool_rows = [
+    if plan.warnings:
+        out += ["", f"{h}Warnings", *[f"- {w}" for w in plan.warnings]]
+    out += ["", f"{h}vLLM arguments", *_vllm_arguments(plan, markdown)]
+    return "\n".join(x for x in out if x is not None)
+
+
+_POOL_HEADERS = ["pool", "gpu", "backend", "nodes", "gpus/node", "nvlink", "p2p", "gpus min/max/total", "nodes min/max"]
+
+
+def _pools_table(plan: ClusterPlan, markdown: bool) -> str:
+    rows = [
         [
             p.name,
             p.gpu,
@@ -89,15 +106,15 @@ def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
         ]
         for p in plan.pools
     ]
-    out.append(
-        _table(
-            ["pool", "gpu", "backend", "nodes", "gpus/node", "nvlink", "p2p", "gpus min/max/total", "nodes min/max"],
-            pool_rows,
-            markdown,
-        )
-    )
-    out += ["", f"{h}Models"]
-    model_rows = [
+    return _table(_POOL_HEADERS, rows, markdown)
+
+
+_MODEL_HEADERS = ["model", "pool", "task", "tp x pp", "gpus/replica", "replicas", "gpus", "dtype", "max len",
+                  "weights GiB/gpu", "kv GiB/gpu", "kv tokens", "concurrency"]  # fmt: skip
+
+
+def _models_table(plan: ClusterPlan, markdown: bool) -> str:
+    rows = [
         [
             m.name,
             m.pool,
@@ -115,42 +132,29 @@ def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
         ]
         for m in plan.models
     ]
-    out.append(
-        _table(
-            [
-                "model",
-                "pool",
-                "task",
-                "tp x pp",
-                "gpus/replica",
-                "replicas",
-                "gpus",
-                "dtype",
-                "max len",
-                "weights GiB/gpu",
-                "kv GiB/gpu",
-                "kv tokens",
-                "concurrency",
-            ],
-            model_rows,
-            markdown,
-        )
-    )
-    out += ["", f"{h}Decisions"]
+    return _table(_MODEL_HEADERS, rows, markdown)
+
+
+def _decisions(plan: ClusterPlan, markdown: bool) -> list[str]:
+    """Each model's reasons and warnings, under its name."""
+    out: list[str] = []
     for m in plan.models:
         out.append(f"{'- **' if markdown else ''}{m.name}{'**' if markdown else ''} ({m.model})")
         out += [f"{'  - ' if markdown else '    '}{r}" for r in m.reasons]
         if m.warnings:
             out += [f"{'  - ' if markdown else '    '}warning: {w}" for w in m.warnings]
-    if plan.warnings:
-        out += ["", f"{h}Warnings", *[f"- {w}" for w in plan.warnings]]
-    out += ["", f"{h}vLLM arguments"]
+    return out
+
+
+def _vllm_arguments(plan: ClusterPlan, markdown: bool) -> list[str]:
+    """Each model's `vllm serve` command line; fenced one by one in markdown."""
+    out: list[str] = []
     fence = "```" if markdown else ""
     for m in plan.models:
         env = " ".join(f"{k}={v}" for k, v in m.env.items())
         line = f"{m.name}: {env + ' ' if env else ''}vllm serve {shlex.join(m.vllm_args)}"
         out += [fence, line, fence] if markdown else [line]
-    return "\n".join(x for x in out if x is not None)
+    return out
 
 
 def format_sizing(s: Sizing, shape: GpuShape) -> str:
