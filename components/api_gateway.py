@@ -31,6 +31,10 @@ UPSTREAM_CREDENTIAL = "llm-gateway-credential"
 ENVOY_STATS_PORT = 19001
 # Longer than the LLM gateway's own timeout, so the gateway answers first with its own error.
 TIMEOUT_MARGIN_SECONDS = 60
+HTTPS_PORT = 443
+HTTP_PORT = 80
+# 40 alphanumerics (~238 bits): no guessing, and no characters a header or shell would mangle.
+CLIENT_KEY_LENGTH = 40
 LABELS = {PART_OF_LABEL: PROJECT, COMPONENT_LABEL: API_GATEWAY_COMPONENT}
 
 
@@ -42,7 +46,7 @@ def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
         https: dict[str, Any] = {
             "name": "https",
             "protocol": "HTTPS",
-            "port": 443,
+            "port": HTTPS_PORT,
             "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": auth.tls_secret_name}]},
             "allowedRoutes": same_namespace,
         }
@@ -50,7 +54,7 @@ def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
             https["hostname"] = auth.hostname
         out.append(https)
     if auth.allow_plain_http:
-        out.append({"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": same_namespace})
+        out.append({"name": "http", "protocol": "HTTP", "port": HTTP_PORT, "allowedRoutes": same_namespace})
     return out
 
 
@@ -197,7 +201,9 @@ class ApiGateway(pulumi.ComponentResource):
         for client in plan.auth.clients:
             if client.key_secret:
                 continue  # the operator's Secret holds this client's key
-            generated = pulumi_random.RandomPassword(f"{name}-key-{client.name}", length=40, special=False, opts=child)
+            generated = pulumi_random.RandomPassword(
+                f"{name}-key-{client.name}", length=CLIENT_KEY_LENGTH, special=False, opts=child
+            )
             keys[client.name] = generated.result.apply(lambda v: f"sk-llm-{v}")
         self.client_keys = pulumi.Output.secret(pulumi.Output.all(**keys)) if keys else pulumi.Output.secret({})
         policy_depends: list[pulumi.Resource] = [route]

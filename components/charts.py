@@ -12,6 +12,9 @@ import pulumi_kubernetes as k8s
 import yaml
 
 CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
+# Helm waits for every release to be ready (atomic: rolled back otherwise); kube-prometheus-stack with its
+# CRDs, volumes and admission webhooks takes minutes on a fresh cluster.
+RELEASE_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def helm_release(
         namespace=namespace or pin.namespace,
         values=merge_values(base_values(name), overrides),
         atomic=True,
-        timeout=900,
+        timeout=RELEASE_TIMEOUT_SECONDS,
         opts=opts,
     )
 

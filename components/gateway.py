@@ -35,6 +35,10 @@ SELECTOR = {INSTANCE_LABEL: NAME, COMPONENT_LABEL: GATEWAY_COMPONENT}
 MASTER_KEY_SECRET = "litellm-master-key"
 MASTER_KEY_FIELD = "master-key"
 CONFIG_MOUNT = "/etc/litellm"
+# 48 alphanumerics (~285 bits); only Envoy and LiteLLM ever see it.
+MASTER_KEY_LENGTH = 48
+# LiteLLM loads its router and model list before /health answers: up to 5 minutes at the 10 s period.
+LITELLM_STARTUP_FAILURES = 30
 # LiteLLM's `mode` per task: how it calls the backend and which endpoint serves it.
 LITELLM_MODES = {"generate": "chat", "embed": "embedding", "score": "rerank"}
 # After this many consecutive failures a LiteLLM deployment cools down; the router's breaker matches it.
@@ -191,7 +195,7 @@ class LlmGateway(pulumi.ComponentResource):
     def _litellm(self, name: str, plan: ClusterPlan) -> GatewayPod:
         """LiteLLM without a database: config from the plan, the master key from pulumi_random."""
         child, port = pulumi.ResourceOptions(parent=self), plan.gateway.port
-        key = pulumi_random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
+        key = pulumi_random.RandomPassword(f"{name}-master-key", length=MASTER_KEY_LENGTH, special=False, opts=child)
         self.master_key = pulumi.Output.secret(key.result.apply(lambda v: f"sk-{v}"))
         secret = k8s.core.v1.Secret(
             f"{name}-master-key",
@@ -222,7 +226,7 @@ class LlmGateway(pulumi.ComponentResource):
             "env": env,
             "readinessProbe": _probe("/health/readiness", port),
             "livenessProbe": _probe("/health/liveliness", port),
-            "startupProbe": {**_probe("/health/liveliness", port), "failureThreshold": 30},
+            "startupProbe": {**_probe("/health/liveliness", port), "failureThreshold": LITELLM_STARTUP_FAILURES},
         }
         return GatewayPod(
             container=container,

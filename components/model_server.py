@@ -35,6 +35,12 @@ HF_TOKEN_KEY = "token"
 # Multi-node: the leader's rendezvous port for vLLM's multiprocessing launcher.
 MASTER_PORT = 29500
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+# Out of the Service after 3 failed health checks; restarted only after 2 minutes without an answer, since a
+# long prefill can hold /health past a few seconds.
+READINESS_FAILURES = 3
+LIVENESS_PERIOD_SECONDS = 20
+LIVENESS_FAILURES = 6
+LIVENESS_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,10 @@ def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_se
         spec["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
         period = model.pod.probe_period_seconds
         spec["startupProbe"] = http_probe("/health", period, model.pod.startup_failure_threshold)
-        spec["readinessProbe"] = http_probe("/health", period, 3)
-        spec["livenessProbe"] = http_probe("/health", 20, 6, timeout=10)
+        spec["readinessProbe"] = http_probe("/health", period, READINESS_FAILURES)
+        spec["livenessProbe"] = http_probe(
+            "/health", LIVENESS_PERIOD_SECONDS, LIVENESS_FAILURES, timeout=LIVENESS_TIMEOUT_SECONDS
+        )
     return spec
 
 

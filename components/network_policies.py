@@ -29,6 +29,9 @@ from components.labels import (
 from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
 
+# The Kubernetes API as pods reach it: the kubernetes Service (443) and the API servers behind it (6443).
+KUBERNETES_API_PORTS = (443, 6443)
+HTTPS_PORT = 443
 GATEWAY_PODS = {COMPONENT_LABEL: GATEWAY_COMPONENT}
 MODEL_PODS = {COMPONENT_LABEL: MODEL_SERVER_COMPONENT}
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
@@ -62,7 +65,7 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
     ]
     if plan.gateway.kind == "vllm-router":
         # Pod discovery watches the Kubernetes API; its address is the cluster's, not known here.
-        gateway_egress.append({"to": ANYWHERE, "ports": tcp(443, 6443)})
+        gateway_egress.append({"to": ANYWHERE, "ports": tcp(*KUBERNETES_API_PORTS)})
     specs: dict[str, dict[str, Any]] = {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns": {
@@ -87,7 +90,7 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
                 {"from": [prometheus], "ports": tcp(MODEL_PORT)},
             ],
             # Weights come from the Hugging Face Hub over HTTPS.
-            "egress": [{"to": ANYWHERE, "ports": tcp(443)}],
+            "egress": [{"to": ANYWHERE, "ports": tcp(HTTPS_PORT)}],
         },
     }
     for model in plan.models:

@@ -36,6 +36,7 @@ PROJECT_SELECTOR = {PART_OF_LABEL: PROJECT}
 # Every ServiceMonitor, PodMonitor and PrometheusRule of ours carries the label our Prometheus selects.
 PROMETHEUS_SELECTOR = {PROMETHEUS_LABEL: PROJECT}
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+ADMIN_PASSWORD_LENGTH = 32  # alphanumerics, ~190 bits
 DASHBOARD_LABEL = "grafana_dashboard"
 
 
@@ -182,7 +183,9 @@ class Monitoring(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         password = args.grafana_admin_password
         if password is None:
-            generated = pulumi_random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
+            generated = pulumi_random.RandomPassword(
+                f"{name}-grafana-admin", length=ADMIN_PASSWORD_LENGTH, special=False, opts=child
+            )
             password = generated.result
         self.grafana_admin_password = pulumi.Output.secret(password)
         self.grafana_admin = k8s.core.v1.Secret(
