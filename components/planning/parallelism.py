@@ -87,23 +87,8 @@ def evaluate(r: Resolved, tp: int, pp: int) -> Candidate:
     return best
 
 
-def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
-    arch = req.arch
-    if req.task and req.task != arch.task:
-        if arch.task == "generate" or req.task == "generate":
-            raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
-        arch = replace(arch, task=req.task)  # type: ignore[arg-type]
-    weight_dtype, quant_flags = weight_dtype_for(req, arch)
-    if arch.task != "generate" and req.tool_call_parser:
-        raise SizingError([f"{req.field}.toolCallParser: {arch.id} is a {arch.task} model; remove it"])
-    if req.rope_factor and not arch.rope_theta:
-        raise SizingError(
-            [
-                f"{req.field}.ropeScaling: {arch.id} learns absolute positions (no RoPE), "
-                "which YaRN cannot extend; remove it"
-            ]
-        )
-
+def context_length(req: SizingRequest, arch: ModelArch) -> tuple[int, int | None]:
+    """max_model_len, and the YaRN base when ropeScaling extends it; positions past training are refused."""
     native = arch.max_position
     rope_original: int | None = None
     limit = native
@@ -128,7 +113,27 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
                 + (f" or add ropeScaling: {{factor: {-(-max_len // original)}}} (YaRN)" if arch.rope_theta else "")
             ]
         )
+    return max_len, rope_original
 
+
+def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
+    arch = req.arch
+    if req.task and req.task != arch.task:
+        if arch.task == "generate" or req.task == "generate":
+            raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
+        arch = replace(arch, task=req.task)  # type: ignore[arg-type]
+    weight_dtype, quant_flags = weight_dtype_for(req, arch)
+    if arch.task != "generate" and req.tool_call_parser:
+        raise SizingError([f"{req.field}.toolCallParser: {arch.id} is a {arch.task} model; remove it"])
+    if req.rope_factor and not arch.rope_theta:
+        raise SizingError(
+            [
+                f"{req.field}.ropeScaling: {arch.id} learns absolute positions (no RoPE), "
+                "which YaRN cannot extend; remove it"
+            ]
+        )
+
+    max_len, rope_original = context_length(req, arch)
     budget = shape.memory_mib * 1024**2 * req.gpu_memory_utilization
     asked_seqs = flag_int(req.extra_args, "--max-num-seqs")
     asked_tokens = flag_int(req.extra_args, "--max-num-batched-tokens")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from components.catalog import GpuType
+from components.catalog import CloudInstance, GpuType
 from components.planning.types import (
     GpuShape,
     ModelPlan,
@@ -37,61 +37,61 @@ class PoolShape:
 _BACKEND_CLOUD = {"karpenter": "aws", "gke": "gcp", "ovh": "ovh"}
 
 
+def cloud_shapes(pool: GpuPoolSpec, at: str, gpu: GpuType, gpus: dict[str, GpuType]) -> list[CloudInstance]:
+    """The catalog's instance types the pool's cloud backend may use for its GPU and GPUs per node."""
+    backend, gpn = pool.backend, pool.gpus_per_node
+    cloud = _BACKEND_CLOUD[backend.kind]
+    offered = gpu.instances_on(cloud)  # type: ignore[arg-type]
+    if not offered:
+        others = [g.id for g in gpus.values() if g.instances_on(cloud)]  # type: ignore[arg-type]
+        raise SizingError(
+            [f"{at}.gpu: {gpu.id} is not offered on {backend.kind} ({cloud}); GPUs it offers: {', '.join(others)}"]
+        )
+    wanted: list[str] = []
+    if isinstance(backend, KarpenterBackendSpec):
+        wanted = backend.instance_types
+    elif isinstance(backend, GkeBackendSpec) and backend.machine_type:
+        wanted = [backend.machine_type]
+    elif isinstance(backend, OvhBackendSpec) and backend.flavor:
+        wanted = [backend.flavor]
+    by_type = {i.type: i for i in offered}
+    for name in wanted:
+        if name not in by_type:
+            raise SizingError(
+                [f"{at}.backend: {name!r} is not offered on {cloud} with {gpu.id}; use one of {', '.join(by_type)}"]
+            )
+    chosen = [by_type[n] for n in wanted] or [i for i in offered if gpn is None or i.gpus == gpn]
+    if not chosen:
+        counts = sorted({i.gpus for i in offered})
+        raise SizingError([f"{at}.gpusPerNode: no {cloud} shape has {gpn} x {gpu.id}; use {or_list(counts)}"])
+    if gpn is None and len({i.gpus for i in chosen}) > 1:
+        raise SizingError(
+            [
+                f"{at}.gpusPerNode: {cloud} offers {gpu.id} with "
+                f"{or_list(sorted({i.gpus for i in chosen}))} GPUs per node; say how many"
+            ]
+        )
+    if gpn is not None and any(i.gpus != gpn for i in chosen):
+        raise SizingError([f"{at}.gpusPerNode: {gpn} does not match {chosen[0].type} ({chosen[0].gpus} GPUs)"])
+    if not isinstance(backend, KarpenterBackendSpec):
+        chosen = chosen[:1]  # a GKE or OVHcloud node pool has one machine type; the catalog lists smallest first
+    return chosen
+
+
 def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> PoolShape:
     at = f"pools[{index}]"
     gpu = gpus.get(pool.gpu)
     if gpu is None:
         raise SizingError([f"{at}.gpu: unknown GPU {pool.gpu!r}; known GPUs: {', '.join(gpus)}"])
-    backend = pool.backend
-    instance_type: str | None = None
-    gpn = pool.gpus_per_node
-    domain = pool.nvlink_domain
-    instance_types: list[str] = []
-    accelerator: str | None = None
-    if isinstance(backend, ExistingBackendSpec):
+    gpn, domain = pool.gpus_per_node, pool.nvlink_domain
+    chosen: list[CloudInstance] = []
+    if isinstance(pool.backend, ExistingBackendSpec):
         assert gpn is not None  # the spec requires it for existing nodes
-        min_nodes = max_nodes = len(backend.node_names)
+        min_nodes = max_nodes = len(pool.backend.node_names)
     else:
-        cloud = _BACKEND_CLOUD[backend.kind]
-        offered = gpu.instances_on(cloud)  # type: ignore[arg-type]
-        if not offered:
-            others = [g.id for g in gpus.values() if g.instances_on(cloud)]  # type: ignore[arg-type]
-            raise SizingError(
-                [f"{at}.gpu: {gpu.id} is not offered on {backend.kind} ({cloud}); GPUs it offers: {', '.join(others)}"]
-            )
-        wanted: list[str] = []
-        if isinstance(backend, KarpenterBackendSpec):
-            wanted = backend.instance_types
-        elif isinstance(backend, GkeBackendSpec) and backend.machine_type:
-            wanted = [backend.machine_type]
-        elif isinstance(backend, OvhBackendSpec) and backend.flavor:
-            wanted = [backend.flavor]
-        by_type = {i.type: i for i in offered}
-        for name in wanted:
-            if name not in by_type:
-                raise SizingError(
-                    [f"{at}.backend: {name!r} is not offered on {cloud} with {gpu.id}; use one of {', '.join(by_type)}"]
-                )
-        chosen = [by_type[n] for n in wanted] or [i for i in offered if gpn is None or i.gpus == gpn]
-        if not chosen:
-            counts = sorted({i.gpus for i in offered})
-            raise SizingError([f"{at}.gpusPerNode: no {cloud} shape has {gpn} x {gpu.id}; use {or_list(counts)}"])
-        if gpn is None and len({i.gpus for i in chosen}) > 1:
-            raise SizingError(
-                [
-                    f"{at}.gpusPerNode: {cloud} offers {gpu.id} with "
-                    f"{or_list(sorted({i.gpus for i in chosen}))} GPUs per node; say how many"
-                ]
-            )
-        if gpn is not None and any(i.gpus != gpn for i in chosen):
-            raise SizingError([f"{at}.gpusPerNode: {gpn} does not match {chosen[0].type} ({chosen[0].gpus} GPUs)"])
-        if not isinstance(backend, KarpenterBackendSpec):
-            chosen = chosen[:1]  # a GKE or OVHcloud node pool has one machine type; the catalog lists smallest first
+        chosen = cloud_shapes(pool, at, gpu, gpus)
         gpn = chosen[0].gpus
         domain = domain or min(i.nvlink_domain for i in chosen)
-        instance_type = chosen[0].type if len(chosen) == 1 else None
-        instance_types = [i.type for i in chosen]
-        accelerator = chosen[0].accelerator
         if pool.nodes is not None:
             min_nodes = max_nodes = pool.nodes
         else:
@@ -99,7 +99,10 @@ def resolve_pool(pool: GpuPoolSpec, index: int, gpus: dict[str, GpuType]) -> Poo
     if domain and gpn % domain:
         raise SizingError([f"{at}.nvlinkDomain: {domain} does not divide {gpn} GPUs per node"])
     return PoolShape(
-        index, pool, gpu, GpuShape.of(gpu, gpn, domain), instance_type, tuple(instance_types), accelerator,
+        index, pool, gpu, GpuShape.of(gpu, gpn, domain),
+        chosen[0].type if len(chosen) == 1 else None,
+        tuple(i.type for i in chosen),
+        chosen[0].accelerator if chosen else None,
         min_nodes, max_nodes,
     )  # fmt: skip
 
