@@ -26,45 +26,45 @@ is stopped on the way out.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
 import itertools
 import json
-import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import yaml
 from matplotlib.figure import Figure
 
-from components.gateway import litellm_args, litellm_config, router_args
+from bench.gateway_load import (
+    HOST,
+    ITL_MS,
+    REQUEST_TIMEOUT_S,
+    STAND_INS,
+    TOKENS,
+    WARMUP,
+    Target,
+    bench_target,
+    generate_model,
+    litellm_target,
+    log,
+    per_level,
+    percentile,
+    router_target,
+    stand_in,
+)
+from components.gateway import litellm_args, router_args
 from components.planning.types import ClusterPlan
 from components.stacks import load_stack, plan_for
 from testbed.fake_vllm import StandInServer
-from testbed.gateways import loopback_router_args, with_values
-from testbed.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http
+from testbed.processes import free_port, stop, wait_http
 
 RESULTS = Path(__file__).parent / "results"
-HOST = "127.0.0.1"
-TOKENS = 32
-ITL_MS = 20.0
-STAND_INS = 2  # the dev stack's two replicas; every target sees the same ones
-# fake_vllm's ThreadingHTTPServer listens with socketserver's backlog of 5: with more connections arriving at
-# once the kernel drops SYNs and clients retry after 1 s, 3 s... (ListenOverflows), a stand-in artefact that
-# would show up as TTFT tails on every target. vLLM (uvicorn) listens with 2048; so do the stand-ins here.
-MASTER_KEY = "sk-bench-master-key-0123456789"
 LITELLM_STACK = "staging"  # gateway.kind litellm, one generate model, workers 1
 ROUTER_STACK = "dev"  # gateway.kind vllm-router, one generate model, round_robin
 
@@ -78,307 +78,7 @@ class Preset:
 
 QUICK = Preset((1, 8, 32, 128), 24, 60.0)
 FULL = Preset((1, 8, 32, 64, 128), 200, 180.0)
-REQUEST_TIMEOUT_S = 60.0
-MIN_WAVES = 4  # requests per level >= this x concurrency
-WARMUP = (8, 32)  # concurrency, requests: discarded, before the first level of every target
-START_TIMEOUT_S = 180.0
 GATEWAYS = ["litellm-1w", "litellm-2w", "vllm-router"]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- targets
-
-
-@dataclass
-class Target:
-    name: str
-    urls: list[str]  # chat completions URLs, used round-robin
-    model: str
-    headers: dict[str, str]
-    sessions: list[int]  # process session ids whose CPU time is the target's
-
-
-def generate_model(plan: ClusterPlan) -> str:
-    return next(m.name for m in plan.models if m.task == "generate")
-
-
-def bench_litellm_config(plan: ClusterPlan, stand_ins: list[str]) -> dict[str, Any]:
-    """The rendered config with each model's api_base rewritten: one deployment per stand-in."""
-    config = litellm_config(plan)
-    entries = []
-    for entry in config["model_list"]:
-        for base in stand_ins:
-            copy = json.loads(json.dumps(entry))
-            copy["litellm_params"]["api_base"] = f"{base}/v1"
-            entries.append(copy)
-    config["model_list"] = entries
-    return config
-
-
-def post_json(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return int(response.status), bytes(response.read())
-
-
-def stand_in(port: int, models: list[str], name: str, logfile: Path) -> subprocess.Popen[bytes]:
-    return fake_vllm(port, models, name, logfile, tokens=TOKENS, itl_ms=ITL_MS)
-
-
-@contextmanager
-def started(args: list[str], logfile: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    process = start(args, logfile, env)
-    try:
-        yield process
-    finally:
-        stop(process)
-
-
-@contextmanager
-def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: Path) -> Iterator[Target]:
-    name = f"litellm-{workers}w"
-    config_path = tmp / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(bench_litellm_config(plan, stand_ins), sort_keys=False))
-    metrics_dir = tmp / f"{name}-prometheus"
-    metrics_dir.mkdir()
-    port = free_port()
-    args = with_values(
-        litellm_args(plan),
-        {"--config": str(config_path), "--host": HOST, "--port": str(port), "--num_workers": str(workers)},
-    )
-    env = {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    logfile = tmp / f"{name}.log"
-    log(f"starting {name}: litellm {' '.join(args)}")
-    with started([str(VENV_BIN / "litellm"), *args], logfile, env) as process:
-        url = f"http://{HOST}:{port}"
-        wait_http(f"{url}/health/liveliness", START_TIMEOUT_S, process, logfile)
-        wait_http(f"{url}/health/readiness", START_TIMEOUT_S, process, logfile)
-        yield Target(
-            name,
-            [f"{url}/v1/chat/completions"],
-            generate_model(plan),
-            {"Authorization": f"Bearer {MASTER_KEY}"},
-            [process.pid],
-        )
-
-
-@contextmanager
-def router_target(plan: ClusterPlan, stand_ins: list[str], tmp: Path) -> Iterator[Target]:
-    port = free_port()
-    args = loopback_router_args(plan, port, free_port())
-    logfile = tmp / "vllm-router.log"
-    log(f"starting vllm-router {' '.join(args)}")
-    with started([str(VENV_BIN / "vllm-router"), *args], logfile) as process:
-        url = f"http://{HOST}:{port}"
-        wait_http(f"{url}/liveness", START_TIMEOUT_S, process, logfile)
-        for base in stand_ins:  # what pod discovery does in the cluster
-            status, body = post_json(f"{url}/workers", {"url": base})
-            if status >= 300:
-                raise RuntimeError(f"registering {base} with vllm-router: {status} {body!r}")
-        wait_http(f"{url}/readiness", 30, process, logfile)
-        yield Target("vllm-router", [f"{url}/v1/chat/completions"], generate_model(plan), {}, [process.pid])
-
-
-# ---------------------------------------------------------------- load generator
-
-
-@dataclass
-class Level:
-    samples_ttft: list[float] = field(default_factory=list)
-    samples_itl: list[float] = field(default_factory=list)
-    samples_total: list[float] = field(default_factory=list)
-    tokens: int = 0
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
-    first_start: float = math.inf
-    last_end: float = 0.0
-
-
-async def stream_once(
-    session: aiohttp.ClientSession, target: Target, url: str, timeout: float, level: Level, expected_tokens: int
-) -> None:
-    body = {
-        "model": target.model,
-        "messages": [{"role": "user", "content": "Count to thirty-two."}],
-        "max_tokens": expected_tokens,
-        "stream": True,
-    }
-    begin = time.perf_counter()
-    level.first_start = min(level.first_start, begin)
-    stamps: list[float] = []
-    done = False
-    try:
-        async with session.post(
-            url, json=body, headers=target.headers, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as response:
-            if response.status != 200:
-                await response.read()
-                level.errors[f"HTTP {response.status}"] += 1
-                return
-            async for raw in response.content:
-                line = raw.strip()
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    done = True
-                    break
-                choices = json.loads(data).get("choices") or []
-                if choices and (choices[0].get("delta") or {}).get("content"):
-                    stamps.append(time.perf_counter())
-    except TimeoutError:
-        level.errors["timeout"] += 1
-        return
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        level.errors[type(exc).__name__] += 1
-        return
-    end = time.perf_counter()
-    level.last_end = max(level.last_end, end)
-    if not done:
-        level.errors["stream without [DONE]"] += 1
-    elif len(stamps) < expected_tokens:
-        level.errors["short stream"] += 1
-    else:
-        level.samples_ttft.append(stamps[0] - begin)
-        level.samples_itl.extend(b - a for a, b in itertools.pairwise(stamps))
-        level.samples_total.append(end - begin)
-        level.tokens += len(stamps)
-
-
-async def run_level(
-    target: Target, concurrency: int, requests: int, budget_s: float, tokens: int, stagger_s: float
-) -> Level:
-    """`requests` streaming requests, at most `concurrency` in flight, all within `budget_s`."""
-    level = Level()
-    deadline = time.monotonic() + budget_s
-    issued = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker(index: int) -> None:
-            nonlocal issued
-            # Spread the clients' first requests over one stream's duration: steady load, not a burst.
-            await asyncio.sleep(index * stagger_s / concurrency)
-            while issued < requests:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                url = target.urls[issued % len(target.urls)]
-                issued += 1
-                await stream_once(session, target, url, min(REQUEST_TIMEOUT_S, remaining), level, tokens)
-
-        tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
-        _, pending = await asyncio.wait(tasks, timeout=budget_s + 15)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    unfinished = requests - len(level.samples_ttft) - sum(level.errors.values())
-    if unfinished > 0:
-        level.errors["not finished within the level budget"] += unfinished
-    return level
-
-
-# ---------------------------------------------------------------- measurement
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 1)
-
-
-def session_cpu_seconds(sessions: list[int]) -> dict[int, float]:
-    """User + system CPU time per live process of these sessions (a gateway and its workers)."""
-    ticks: dict[int, int] = {}
-    wanted = set(sessions)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[3]) in wanted:  # session id
-            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime
-    return {pid: t / os.sysconf("SC_CLK_TCK") for pid, t in ticks.items()}
-
-
-def client_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def measure(target: Target, concurrency: int, requests: int, budget_s: float) -> dict[str, Any]:
-    cpu_before, client_before = session_cpu_seconds(target.sessions), client_cpu_seconds()
-    started_at = time.perf_counter()
-    level = asyncio.run(run_level(target, concurrency, requests, budget_s, TOKENS, TOKENS * ITL_MS / 1000))
-    elapsed = time.perf_counter() - started_at
-    cpu_after = session_cpu_seconds(target.sessions)
-    by_process = {pid: seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu_after.items()}
-    cpu = sum(by_process.values())
-    client_cpu = client_cpu_seconds() - client_before
-    ok = len(level.samples_ttft)
-    wall = level.last_end - level.first_start if ok else elapsed
-    return {
-        "gateway": target.name,
-        "concurrency": concurrency,
-        "requests": requests,
-        "ok": ok,
-        "errors": requests - ok,
-        "error_kinds": dict(level.errors),
-        "ttft_p50_ms": ms(percentile(level.samples_ttft, 50)),
-        "ttft_p95_ms": ms(percentile(level.samples_ttft, 95)),
-        "ttft_p99_ms": ms(percentile(level.samples_ttft, 99)),
-        "itl_p50_ms": ms(percentile(level.samples_itl, 50)),
-        "itl_p99_ms": ms(percentile(level.samples_itl, 99)),
-        "total_p50_ms": ms(percentile(level.samples_total, 50)),
-        "rps": round(ok / wall, 2) if wall > 0 else None,
-        "tokens_per_s": round(level.tokens / wall, 1) if wall > 0 else None,
-        "target_cpu_percent": round(100 * cpu / elapsed, 1),
-        "cpu_ms_per_request": round(1000 * cpu / ok, 2) if ok else None,
-        # Per process, busiest first: how evenly a multi-worker gateway spreads the load.
-        "process_cpu_percent": sorted((round(100 * c / elapsed, 1) for c in by_process.values()), reverse=True),
-        "client_cpu_percent": round(100 * client_cpu / elapsed, 1),
-        "wall_s": round(elapsed, 2),
-    }
-
-
-def bench_target(target: Target, levels: list[int], requests: int, budget_s: float, rows: list[dict[str, Any]]) -> None:
-    warm = measure(target, WARMUP[0], WARMUP[1], budget_s)
-    log(f"{target.name}: warm-up {warm['ok']}/{warm['requests']} ok {warm['error_kinds'] or ''}")
-    for concurrency in levels:
-        n = per_level(requests, concurrency)
-        row = measure(target, concurrency, n, budget_s)
-        rows.append(row)
-        log(
-            f"{target.name} c={concurrency}: {row['ok']}/{n} ok in {row['wall_s']} s, ttft p50 {row['ttft_p50_ms']} "
-            f"p99 {row['ttft_p99_ms']} ms, itl p50 {row['itl_p50_ms']} p99 {row['itl_p99_ms']} ms, "
-            f"{row['rps']} req/s, cpu {row['target_cpu_percent']}% {row['process_cpu_percent']} "
-            f"(client {row['client_cpu_percent']}%)" + (f", errors {row['error_kinds']}" if row["errors"] else "")
-        )
-        time.sleep(1)  # let connections close between levels
-
-
-def per_level(requests: int, concurrency: int) -> int:
-    return max(requests, MIN_WAVES * concurrency)
 
 
 # ---------------------------------------------------------------- results
@@ -563,6 +263,25 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    levels, requests, budget_s, logs = parse_args(argv)
+    litellm_plan, router_plan = plan_for(load_stack(LITELLM_STACK)), plan_for(load_stack(ROUTER_STACK))
+    assert litellm_plan.gateway.kind == "litellm" and router_plan.gateway.kind == "vllm-router"
+    models = sorted({generate_model(litellm_plan), generate_model(router_plan)})
+    command = " ".join(["python -m bench.gateway_overhead", *(argv if argv is not None else sys.argv[1:])])
+    began = time.perf_counter()
+    rows = run_targets(litellm_plan, router_plan, models, levels, requests, budget_s, logs)
+    result = {
+        "command": command,
+        "machine": machine(),
+        "settings": settings(litellm_plan, router_plan, levels, requests, budget_s),
+        "wall_s": round(time.perf_counter() - began, 1),
+        "rows": rows,
+    }
+    write_results(result)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[list[int], int, float, Path | None]:
+    """(levels, requests per level, budget per level, where to keep the logs)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer levels and requests: under 5 minutes")
     parser.add_argument("--concurrency", type=int, nargs="+", help="levels (default 1 8 32 64 128; quick 1 8 32 128)")
@@ -575,15 +294,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     budget_s = preset.level_budget_s
     if min(levels) < 1 or requests < 1 or max(levels) > 512:
         parser.error("concurrency must be 1..512 and requests at least 1")
+    logs: Path | None = args.logs
+    return levels, requests, budget_s, logs
 
-    litellm_plan, router_plan = plan_for(load_stack(LITELLM_STACK)), plan_for(load_stack(ROUTER_STACK))
-    assert litellm_plan.gateway.kind == "litellm" and router_plan.gateway.kind == "vllm-router"
-    models = sorted({generate_model(litellm_plan), generate_model(router_plan)})
-    command = " ".join(["python -m bench.gateway_overhead", *(argv if argv is not None else sys.argv[1:])])
-    began = time.perf_counter()
+
+def run_targets(
+    litellm_plan: ClusterPlan,
+    router_plan: ClusterPlan,
+    models: list[str],
+    levels: list[int],
+    requests: int,
+    budget_s: float,
+    logs: Path | None,
+) -> list[dict[str, Any]]:
+    """Direct, then each gateway, all in front of the same stand-ins; every process is stopped on return."""
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="gateway-overhead-") as tmpdir:
-        tmp = Path(args.logs or tmpdir)
+        tmp = Path(logs or tmpdir)
         tmp.mkdir(parents=True, exist_ok=True)
         ports = [free_port() for _ in range(STAND_INS)]
         stand_ins = [f"http://{HOST}:{p}" for p in ports]
@@ -606,28 +333,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         finally:
             for worker in workers:
                 stop(worker)
+    return rows
 
-    result = {
-        "command": command,
-        "machine": machine(),
-        "settings": {
-            "tokens": TOKENS,
-            "itl_ms": ITL_MS,
-            "stand_ins": STAND_INS,
-            "stand_in_backlog": StandInServer.request_queue_size,
-            "requests_per_level": {str(c): per_level(requests, c) for c in levels},
-            "level_budget_s": budget_s,
-            "request_timeout_s": REQUEST_TIMEOUT_S,
-            "warmup": {"concurrency": WARMUP[0], "requests": WARMUP[1]},
-            "client_stagger_s": TOKENS * ITL_MS / 1000,
-            "litellm_stack": LITELLM_STACK,
-            "router_stack": ROUTER_STACK,
-            "litellm_args": litellm_args(litellm_plan),
-            "router_args": router_args(router_plan),
-        },
-        "wall_s": round(time.perf_counter() - began, 1),
-        "rows": rows,
+
+def settings(
+    litellm_plan: ClusterPlan, router_plan: ClusterPlan, levels: list[int], requests: int, budget_s: float
+) -> dict[str, Any]:
+    return {
+        "tokens": TOKENS,
+        "itl_ms": ITL_MS,
+        "stand_ins": STAND_INS,
+        "stand_in_backlog": StandInServer.request_queue_size,
+        "requests_per_level": {str(c): per_level(requests, c) for c in levels},
+        "level_budget_s": budget_s,
+        "request_timeout_s": REQUEST_TIMEOUT_S,
+        "warmup": {"concurrency": WARMUP[0], "requests": WARMUP[1]},
+        "client_stagger_s": TOKENS * ITL_MS / 1000,
+        "litellm_stack": LITELLM_STACK,
+        "router_stack": ROUTER_STACK,
+        "litellm_args": litellm_args(litellm_plan),
+        "router_args": router_args(router_plan),
     }
+
+
+def write_results(result: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
     table = write_markdown(result, RESULTS / "gateway_overhead.md")

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 
 class FakeVllm:
@@ -63,131 +63,164 @@ class FakeVllm:
         return "\n".join(lines) + "\n"
 
 
-def make_handler(state: FakeVllm) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class StandInHandler(BaseHTTPRequestHandler):
+    """One request; `make_handler` binds `state`, since the server builds handlers from a class."""
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
+    protocol_version = "HTTP/1.1"
+    state: ClassVar[FakeVllm]
 
-        def send_json(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("X-Served-By", state.name)
-            self.end_headers()
-            self.wfile.write(data)
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
 
-        def do_GET(self) -> None:
-            state.count(self.path, self.headers.get("Authorization"))
-            if self.path == "/health":
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            elif self.path == "/v1/models":
-                data = [{"id": m, "object": "model", "owned_by": "vllm", "max_model_len": 4096} for m in state.models]
-                self.send_json(200, {"object": "list", "data": data})
-            elif self.path == "/metrics":
-                text = state.metrics().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
-            elif self.path == "/_stats":
-                self.send_json(200, {"name": state.name, "counts": state.counts, "auth": state.auth})
-            else:
-                self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+    def send_json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Served-By", self.state.name)
+        self.end_headers()
+        self.wfile.write(data)
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            state.count(self.path, self.headers.get("Authorization"))
-            model = body.get("model")
-            if model not in state.models:
-                self.send_json(404, {"error": {"message": f"The model `{model}` does not exist.", "code": 404}})
-                return
-            path = self.path.removeprefix("/v1")
-            if path in ("/chat/completions", "/completions"):
-                if state.should_fail():
-                    self.send_json(500, {"error": {"message": "injected failure", "code": 500}})
-                elif body.get("stream"):
-                    self.stream(model, chat=path == "/chat/completions")
-                else:
-                    self.complete(model, chat=path == "/chat/completions")
-            elif path == "/embeddings":
-                inputs = body.get("input")
-                items = inputs if isinstance(inputs, list) else [inputs]
-                data = [
-                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, 0.4]} for i in range(len(items))
-                ]
-                self.send_json(200, {"object": "list", "model": model, "data": data, "usage": _usage(len(items), 0)})
-            elif path in ("/rerank", "/score"):
-                documents = body.get("documents") or body.get("text_2") or []
-                results = [
-                    {"index": i, "document": {"text": str(d)}, "relevance_score": 1.0 / (i + 1)}
-                    for i, d in enumerate(documents)
-                ]
-                self.send_json(200, {"id": f"rerank-{uuid.uuid4().hex}", "model": model, "results": results,
-                                     "usage": {"total_tokens": 8}})  # fmt: skip
-            else:
-                self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+    def no_route(self) -> None:
+        self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
-        def complete(self, model: str, chat: bool) -> None:
-            with state.lock:
-                state.running += 1
-            time.sleep(state.itl * state.tokens)
+    # ---------------------------------------------------------------- GET
+
+    def do_GET(self) -> None:
+        self.state.count(self.path, self.headers.get("Authorization"))
+        routes = {
+            "/health": self.health,
+            "/v1/models": self.list_models,
+            "/metrics": self.metrics,
+            "/_stats": self.stats,
+        }
+        routes.get(self.path, self.no_route)()
+
+    def health(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def list_models(self) -> None:
+        data = [{"id": m, "object": "model", "owned_by": "vllm", "max_model_len": 4096} for m in self.state.models]
+        self.send_json(200, {"object": "list", "data": data})
+
+    def metrics(self) -> None:
+        text = self.state.metrics().encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def stats(self) -> None:
+        self.send_json(200, {"name": self.state.name, "counts": self.state.counts, "auth": self.state.auth})
+
+    # ---------------------------------------------------------------- POST
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.state.count(self.path, self.headers.get("Authorization"))
+        model = body.get("model")
+        if model not in self.state.models:
+            self.send_json(404, {"error": {"message": f"The model `{model}` does not exist.", "code": 404}})
+            return
+        path = self.path.removeprefix("/v1")
+        if path in ("/chat/completions", "/completions"):
+            self.generate(model, body, chat=path == "/chat/completions")
+        elif path == "/embeddings":
+            self.embeddings(model, body)
+        elif path in ("/rerank", "/score"):
+            self.rerank(model, body)
+        else:
+            self.no_route()
+
+    def generate(self, model: str, body: dict[str, Any], chat: bool) -> None:
+        if self.state.should_fail():
+            self.send_json(500, {"error": {"message": "injected failure", "code": 500}})
+        elif body.get("stream"):
+            self.stream(model, chat)
+        else:
+            self.complete(model, chat)
+
+    def embeddings(self, model: str, body: dict[str, Any]) -> None:
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3, 0.4]} for i in range(len(items))]
+        self.send_json(200, {"object": "list", "model": model, "data": data, "usage": _usage(len(items), 0)})
+
+    def rerank(self, model: str, body: dict[str, Any]) -> None:
+        documents = body.get("documents") or body.get("text_2") or []
+        results = [
+            {"index": i, "document": {"text": str(d)}, "relevance_score": 1.0 / (i + 1)}
+            for i, d in enumerate(documents)
+        ]
+        self.send_json(200, {"id": f"rerank-{uuid.uuid4().hex}", "model": model, "results": results,
+                             "usage": {"total_tokens": 8}})  # fmt: skip
+
+    def complete(self, model: str, chat: bool) -> None:
+        state = self.state
+        with state.lock:
+            state.running += 1
+        time.sleep(state.itl * state.tokens)
+        with state.lock:
+            state.running -= 1
+            state.generated_tokens += state.tokens
+        text = " ".join(f"tok{i}" for i in range(state.tokens)) + f" [{state.name}]"
+        choice: dict[str, Any] = (
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            if chat
+            else {"index": 0, "text": text, "finish_reason": "stop"}
+        )
+        self.send_json(
+            200,
+            {
+                "id": f"cmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+                "usage": _usage(8, state.tokens),
+            },
+        )
+
+    def stream(self, model: str, chat: bool) -> None:
+        state = self.state
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Served-By", state.name)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        ident = f"cmpl-{uuid.uuid4().hex}"
+        with state.lock:
+            state.running += 1
+        try:
+            for i in range(state.tokens):
+                if i and state.itl:
+                    time.sleep(state.itl)
+                piece = f"tok{i} " if i < state.tokens - 1 else f"[{state.name}]"
+                choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+                choice["finish_reason"] = None if i < state.tokens - 1 else "stop"
+                event = {"id": ident, "object": "chat.completion.chunk" if chat else "text_completion",
+                         "created": int(time.time()), "model": model, "choices": [choice]}  # fmt: skip
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        finally:
             with state.lock:
                 state.running -= 1
                 state.generated_tokens += state.tokens
-            text = " ".join(f"tok{i}" for i in range(state.tokens)) + f" [{state.name}]"
-            choice: dict[str, Any] = (
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                if chat
-                else {"index": 0, "text": text, "finish_reason": "stop"}
-            )
-            self.send_json(
-                200,
-                {
-                    "id": f"cmpl-{uuid.uuid4().hex}",
-                    "object": "chat.completion" if chat else "text_completion",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [choice],
-                    "usage": _usage(8, state.tokens),
-                },
-            )
+        self.close_connection = True
 
-        def stream(self, model: str, chat: bool) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("X-Served-By", state.name)
-            self.send_header("Connection", "close")
-            self.end_headers()
-            ident = f"cmpl-{uuid.uuid4().hex}"
-            with state.lock:
-                state.running += 1
-            try:
-                for i in range(state.tokens):
-                    if i and state.itl:
-                        time.sleep(state.itl)
-                    piece = f"tok{i} " if i < state.tokens - 1 else f"[{state.name}]"
-                    choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
-                    choice["finish_reason"] = None if i < state.tokens - 1 else "stop"
-                    event = {"id": ident, "object": "chat.completion.chunk" if chat else "text_completion",
-                             "created": int(time.time()), "model": model, "choices": [choice]}  # fmt: skip
-                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
-            finally:
-                with state.lock:
-                    state.running -= 1
-                    state.generated_tokens += state.tokens
-            self.close_connection = True
 
+def make_handler(state: FakeVllm) -> type[BaseHTTPRequestHandler]:
+    class Handler(StandInHandler):
+        pass
+
+    Handler.state = state
     return Handler
 
 
