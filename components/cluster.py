@@ -21,6 +21,13 @@ from components.planning.types import ClusterPlan
 from components.vllm_image import VllmImage, VllmImageArgs
 
 HF_TOKEN_SECRET = "hf-token"
+# Model servers run as the image's root user without host access: baseline enforced, restricted reported so
+# the gap stays visible.
+POD_SECURITY = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
 
 
 @dataclass(frozen=True)
@@ -42,19 +49,8 @@ class LlmCluster(pulumi.ComponentResource):
         super().__init__("llm-cluster:cluster:LlmCluster", name, None, opts)
         plan = args.plan
         child = pulumi.ResourceOptions(parent=self)
-        # Model servers run as the image's root user without host access: baseline enforced,
-        # restricted reported so the gap stays visible.
         self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": plan.namespace,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    "pod-security.kubernetes.io/audit": "restricted",
-                },
-            },
-            opts=child,
+            f"{name}-namespace", metadata={"name": plan.namespace, "labels": POD_SECURITY}, opts=child
         )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         self.hf_token = k8s.core.v1.Secret(

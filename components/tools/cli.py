@@ -136,11 +136,18 @@ def _models_table(plan: ClusterPlan, markdown: bool) -> str:
 
 
 def _decisions(plan: ClusterPlan, markdown: bool) -> list[str]:
-    """Each model's reasons and warnings, under its name."""
+    """Each model's reasons (sizing, then workload, pod, cache and HPA) and warnings, under its name."""
     out: list[str] = []
     for m in plan.models:
         out.append(f"{'- **' if markdown else ''}{m.name}{'**' if markdown else ''} ({m.model})")
-        out += [f"{'  - ' if markdown else '    '}{r}" for r in m.reasons]
+        serving = [
+            f"{m.workload}: {m.workload_reason}",
+            *m.pod.reasons,
+            f"weights cache: {m.cache.access_mode} {m.cache.size_gib} GiB ({m.cache.reason})",
+        ]
+        if m.autoscaling:
+            serving.append(f"HPA target {m.autoscaling.target:g} {m.autoscaling.metric}: {m.autoscaling.target_reason}")
+        out += [f"{'  - ' if markdown else '    '}{r}" for r in [*m.reasons, *serving]]
         if m.warnings:
             out += [f"{'  - ' if markdown else '    '}warning: {w}" for w in m.warnings]
     return out
