@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
-import pytest
 import yaml
 
 from components.charts import CHARTS_DIR
-from components.tools.cli import main
 from components.tools.render import SECRET, run_program
-from testbed.stacks import STACKS, stack_config
-
-CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "batch/v1", "networking.k8s.io/v1", "autoscaling/v2",
-               "rbac.authorization.k8s.io/v1")  # fmt: skip
-
-
-@pytest.fixture(scope="module", params=STACKS)
-def render(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    out = tmp_path_factory.mktemp(f"render-{request.param}")
-    assert main(["plan", "--stack", request.param, "--format", "json", "--render", str(out)]) == 0
-    return str(request.param), out
-
-
-def manifests(out: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((out / "manifests.yaml").read_text()) if d]
+from testbed.renders import CORE_GROUPS, manifests
+from testbed.stacks import stack_config
 
 
 def test_render_writes_the_four_outputs(render: tuple[str, Path]) -> None:

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from components.charts import CHARTS_DIR
+from testbed.renders import custom_resources
 from testbed.stacks import stack_config
 from tests.conformance import cel, crds, schema
-from tests.conformance.conftest import custom_resources
 
 # file <- owner/repo @ tag (commit) : path
 SOURCES_LINE = re.compile(r"^\S+ <- [\w.-]+/[\w.-]+ @ \S+ \([0-9a-f]{40}\) : \S+$")

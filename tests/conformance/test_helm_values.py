@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from components.charts import CHARTS_DIR
+from testbed.renders import helm_releases
 from tests.conformance import crds
-from tests.conformance.conftest import helm_releases
 
 Path_ = tuple[str, ...]
 # Release -> (version the vendored files are for, {subchart alias or "" for the chart itself: vendored values file}).

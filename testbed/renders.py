@@ -1,26 +1,23 @@
-"""Each stack rendered once (`plan --render`) for both conformance modules."""
+"""A stack rendered offline by `plan --render` (DESIGN.md contract), and what the tests read from it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from components.tools.cli import main
-from testbed.stacks import STACKS
 
-# API groups the core schemas (kubernetes_validate in tests/test_render.py) cover; the rest are custom resources.
+# API groups the core schemas (kubernetes_validate) cover; the rest are custom resources, checked against CRDs.
 CORE_GROUPS = ("v1", "apps/v1", "policy/v1", "batch/v1", "networking.k8s.io/v1", "autoscaling/v2",
                "rbac.authorization.k8s.io/v1")  # fmt: skip
 
 
-@pytest.fixture(scope="session", params=STACKS)
-def render(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    out = tmp_path_factory.mktemp(f"conformance-{request.param}")
-    assert main(["plan", "--stack", request.param, "--format", "json", "--render", str(out)]) == 0
-    return str(request.param), out
+def render_to(stack: str, out: Path) -> Path:
+    if main(["plan", "--stack", stack, "--format", "json", "--render", str(out)]) != 0:
+        raise AssertionError(f"plan --stack {stack} --render failed")
+    return out
 
 
 def manifests(out: Path) -> list[dict[str, Any]]:
