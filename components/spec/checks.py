@@ -1,8 +1,6 @@
-"""Error messages for `components.spec`: pydantic's errors reworded, and the checks across fields.
+"""Error messages for the stack spec: pydantic's errors reworded, and the checks across fields.
 
 Every message names the field path in the stack file (`models[3].tensorParallel`) and says how to fix it.
-`components.spec.load_cluster_spec` is the only caller; it imports this module when first called, since
-this module needs the models defined there.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from components.spec import (
+from components.spec.models import (
     BACKEND_KINDS,
     DNS_LABEL,
     DURATION,

@@ -4,14 +4,14 @@
 no catalog (names unique, pools referenced exist, bounds ordered); facts that need the GPU or model
 catalog (TP divides the heads, the GPU exists) are checked by `components.planning`. Every error names
 the field path in the stack file (`models[3].tensorParallel`) and says how to fix it; the messages are
-written in `components.spec_checks`.
+written in `components.spec.checks`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 # Names become Kubernetes object names and label values, so they follow RFC 1035 labels.
@@ -296,23 +296,6 @@ class ClusterSpec(SpecModel):
 
 
 # ---------------------------------------------------------------- loading and error messages
-
-
-def load_cluster_spec(raw: object) -> ClusterSpec:
-    """Validate the `llm-cluster:cluster` object; raise SpecError listing every problem."""
-    if not isinstance(raw, dict):
-        raise SpecError([f"llm-cluster:cluster: expected a mapping with pools and models, got {type(raw).__name__}"])
-    # Imported here: components.spec_checks needs the models above.
-    from components.spec_checks import cross_checks, describe
-
-    try:
-        spec = ClusterSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError([describe(err) for err in exc.errors()]) from None
-    errors = cross_checks(spec)
-    if errors:
-        raise SpecError(errors)
-    return spec
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -1,0 +1,90 @@
+"""The stack config: pydantic models of `llm-cluster:cluster` (models.py), the checks and messages that make
+every error name the field and the fix (checks.py), and `load_cluster_spec`, which runs both."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from components.spec.checks import cross_checks, describe
+from components.spec.models import (
+    BACKEND_KINDS,
+    DNS_LABEL,
+    DURATION,
+    QUANTITY,
+    AuthSpec,
+    AutoscalingSpec,
+    BackendSpec,
+    ClientSpec,
+    ClusterSpec,
+    ExistingBackendSpec,
+    GatewaySpec,
+    GkeBackendSpec,
+    GpuPoolSpec,
+    ImagesSpec,
+    KarpenterBackendSpec,
+    KvCacheDtype,
+    ModelAutoscalingSpec,
+    ModelSloSpec,
+    ModelSpec,
+    MonitoringSpec,
+    NonEmpty,
+    OvhBackendSpec,
+    Quantization,
+    RateLimitSpec,
+    RopeScalingSpec,
+    ScalingMetric,
+    SpecError,
+    SpecModel,
+    VllmImageSpec,
+    VolumeSpec,
+    field_path,
+)
+
+__all__ = [
+    "BACKEND_KINDS",
+    "DNS_LABEL",
+    "DURATION",
+    "QUANTITY",
+    "AuthSpec",
+    "AutoscalingSpec",
+    "BackendSpec",
+    "ClientSpec",
+    "ClusterSpec",
+    "ExistingBackendSpec",
+    "GatewaySpec",
+    "GkeBackendSpec",
+    "GpuPoolSpec",
+    "ImagesSpec",
+    "KarpenterBackendSpec",
+    "KvCacheDtype",
+    "ModelAutoscalingSpec",
+    "ModelSloSpec",
+    "ModelSpec",
+    "MonitoringSpec",
+    "NonEmpty",
+    "OvhBackendSpec",
+    "Quantization",
+    "RateLimitSpec",
+    "RopeScalingSpec",
+    "ScalingMetric",
+    "SpecError",
+    "SpecModel",
+    "VllmImageSpec",
+    "VolumeSpec",
+    "field_path",
+    "load_cluster_spec",
+]
+
+
+def load_cluster_spec(raw: object) -> ClusterSpec:
+    """Validate the `llm-cluster:cluster` object; raise SpecError listing every problem."""
+    if not isinstance(raw, dict):
+        raise SpecError([f"llm-cluster:cluster: expected a mapping with pools and models, got {type(raw).__name__}"])
+    try:
+        spec = ClusterSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError([describe(err) for err in exc.errors()]) from None
+    errors = cross_checks(spec)
+    if errors:
+        raise SpecError(errors)
+    return spec
