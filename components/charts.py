@@ -69,14 +69,15 @@ def helm_release(
 
 
 def chart_namespace(
-    resource_name: str, chart: str, pod_security: str, parent: pulumi.Resource
+    resource_name: str, chart: str, pod_security: str, parent: pulumi.Resource, protect: bool = False
 ) -> k8s.core.v1.Namespace:
-    """The namespace a pinned chart installs into, with the Pod Security level its pods need."""
+    """The namespace a pinned chart installs into, with the Pod Security level its pods need; `protect` for one
+    that holds data (deleting a namespace deletes its volumes' claims)."""
     return k8s.core.v1.Namespace(
         resource_name,
         metadata={
             "name": chart_pin(chart).namespace,
             "labels": {"pod-security.kubernetes.io/enforce": pod_security},
         },
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )

@@ -49,8 +49,11 @@ class LlmCluster(pulumi.ComponentResource):
         super().__init__("llm-cluster:cluster:LlmCluster", name, None, opts)
         plan = args.plan
         child = pulumi.ResourceOptions(parent=self)
+        # Deleting or renaming the namespace would delete every claim and Secret in it: protected.
         self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": plan.namespace, "labels": POD_SECURITY}, opts=child
+            f"{name}-namespace",
+            metadata={"name": plan.namespace, "labels": POD_SECURITY},
+            opts=pulumi.ResourceOptions(parent=self, protect=plan.protect_namespace),
         )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         self.hf_token = k8s.core.v1.Secret(

@@ -246,8 +246,13 @@ class VllmModel(pulumi.ComponentResource):
         depends: list[pulumi.Resource] = []
         if model.cache.kind == "shared":
             cache_meta = {**meta, "name": f"{model.name}-cache"}
+            # The downloaded weights (tens of GiB): pulumi refuses to replace or delete the claim unless the
+            # stack's allowDataLoss names this model for the one change.
             self.cache = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-cache", metadata=cache_meta, spec=cache_claim_spec(model), opts=child
+                f"{name}-cache",
+                metadata=cache_meta,
+                spec=cache_claim_spec(model),
+                opts=pulumi.ResourceOptions(parent=self, protect=model.cache.protect),
             )
             depends.append(self.cache)
         # An HPA owns the replica count of autoscaled models; Pulumi must not fight it on update.

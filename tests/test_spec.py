@@ -750,7 +750,7 @@ def test_missing_storage_class_names_the_field() -> None:
         load_cluster_spec(cfg)
     assert caught.value.errors == [
         "storageClass: every model caches its weights on a PVC (qwen-32b first); name a storage class here or "
-        "in weightsStorageClass (ReadWriteMany for models that run more than one pod)"
+        "in weightsStorageClass (ReadWriteMany when a pool has more than one node)"
     ]
 
 

@@ -179,7 +179,12 @@ class Monitoring(pulumi.ComponentResource):
         namespace = chart_pin("kube-prometheus-stack").namespace
         child = pulumi.ResourceOptions(parent=self)
         # node-exporter needs the host's network, PIDs and filesystem.
-        self.namespace = chart_namespace(f"{name}-namespace", "kube-prometheus-stack", "privileged", self)
+        # Prometheus, Alertmanager and Grafana keep their data on claims in this namespace: protected, so that
+        # disabling monitoring or a changed release cannot delete them unless allowDataLoss names `monitoring`.
+        protect = plan.protect_monitoring
+        self.namespace = chart_namespace(
+            f"{name}-namespace", "kube-prometheus-stack", "privileged", self, protect=protect
+        )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         password = args.grafana_admin_password
         if password is None:
@@ -198,7 +203,7 @@ class Monitoring(pulumi.ComponentResource):
         self.release = helm_release(
             "kube-prometheus-stack",
             stack_values(plan),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, self.grafana_admin]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, self.grafana_admin], protect=protect),
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         labels = {**PROJECT_SELECTOR, **PROMETHEUS_SELECTOR}

@@ -54,7 +54,7 @@ def model_arch(model: ModelSpec, index: int, models: dict[str, ModelArch], base_
     return arch
 
 
-def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing) -> ModelPlan:
+def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: int) -> ModelPlan:
     workload, workload_reason = workload_for(sizing)
     storage_class = spec.weights_storage_class or spec.storage_class or ""
     return ModelPlan(
@@ -69,7 +69,9 @@ def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing) -> ModelPlan
         workload=workload,
         workload_reason=workload_reason,
         pod=pod_for(sizing),
-        cache=cache_for(sizing, model.max_replicas, spec.weights_cache, storage_class),
+        cache=cache_for(
+            sizing, pool_nodes, spec.weights_cache, storage_class, protect=model.name not in spec.allow_data_loss
+        ),
     )
 
 
@@ -92,7 +94,7 @@ def plan_models(
         if not sizing.fits:
             errors.append(f"models[{i}] ({model.name}) on pool {model.pool!r}: {sizing.reasons[0]}")
             continue
-        planned.append((i, model_plan(spec, model, sizing)))
+        planned.append((i, model_plan(spec, model, sizing, pool.max_nodes)))
     return planned, errors
 
 
@@ -171,5 +173,7 @@ def plan_cluster(
         autoscaling=spec.autoscaling,
         monitoring=spec.monitoring,
         images=spec.images,
+        protect_namespace="namespace" not in spec.allow_data_loss,
+        protect_monitoring="monitoring" not in spec.allow_data_loss,
         warnings=[f"pool {p.name!r} serves no model" for p in pool_plans if not p.models],
     )

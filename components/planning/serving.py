@@ -79,7 +79,9 @@ def pod_for(sizing: Sizing) -> PodPlan:
     )
 
 
-def cache_for(sizing: Sizing, max_replicas: int, weights_cache: str, storage_class: str) -> CachePlan:
+def cache_for(sizing: Sizing, pool_nodes: int, weights_cache: str, storage_class: str, protect: bool) -> CachePlan:
+    """The weights cache. Its claim never depends on the replica count: changing an access mode replaces the
+    claim, and with it the downloaded weights, so the mode follows the pool (pods on one node or many)."""
     size = max(CACHE_MIN_GIB, math.ceil(sizing.checkpoint_gib * CACHE_HEADROOM) + CACHE_EXTRA_GIB)
     if weights_cache == "per-pod":
         return CachePlan(
@@ -88,14 +90,17 @@ def cache_for(sizing: Sizing, max_replicas: int, weights_cache: str, storage_cla
             size_gib=size,
             storage_class=storage_class,
             reason="weightsCache: per-pod: each pod downloads into its own ephemeral claim",
+            protect=False,  # ephemeral: it lives and dies with its pod
         )
-    pods = max_replicas * sizing.nodes_per_replica
+    many = pool_nodes > 1
     return CachePlan(
         kind="shared",
-        # Replicas on different nodes share the cache, so more than one pod needs ReadWriteMany.
-        access_mode="ReadWriteMany" if pods > 1 else "ReadWriteOnce",
+        # ReadWriteOnce volumes mount on one node at a time; pods of a pool with several nodes may land on any.
+        access_mode="ReadWriteMany" if many else "ReadWriteOnce",
         size_gib=size,
         storage_class=storage_class,
-        reason=f"one claim shared by up to {pods} pod(s); {size} GiB = checkpoint x {CACHE_HEADROOM} + "
-        f"{CACHE_EXTRA_GIB} GiB",
+        reason=f"one claim shared by the model's pods on {'any node of the pool' if many else 'its one node'}; "
+        f"{size} GiB = checkpoint x {CACHE_HEADROOM} + {CACHE_EXTRA_GIB} GiB"
+        + ("" if protect else "; unprotected for this change (allowDataLoss)"),
+        protect=protect,
     )

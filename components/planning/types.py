@@ -211,6 +211,7 @@ class CachePlan(PlanModel):
     size_gib: int
     storage_class: str
     reason: str
+    protect: bool  # pulumi refuses to replace or delete it unless allowDataLoss names the model
 
 
 class AutoscalingPlan(PlanModel):
@@ -307,6 +308,8 @@ class ClusterPlan(PlanModel):
     autoscaling: AutoscalingSpec
     monitoring: MonitoringSpec
     images: ImagesSpec
+    protect_namespace: bool  # pulumi refuses to delete or rename the namespace (and its Secrets, claims)
+    protect_monitoring: bool  # pulumi refuses to uninstall monitoring (its namespace, release, volumes)
     warnings: list[str]
 
 

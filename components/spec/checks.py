@@ -144,6 +144,7 @@ def cross_checks(spec: ClusterSpec) -> list[str]:
     errors += _check_storage(spec)
     errors += _check_gateway(spec)
     errors += _check_auth(spec)
+    errors += _check_allow_data_loss(spec)
     return errors
 
 
@@ -264,7 +265,16 @@ def _check_storage(spec: ClusterSpec) -> list[str]:
         return []
     return [
         f"storageClass: every model caches its weights on a PVC ({spec.models[0].name} first); name a storage "
-        "class here or in weightsStorageClass (ReadWriteMany for models that run more than one pod)"
+        "class here or in weightsStorageClass (ReadWriteMany when a pool has more than one node)"
+    ]
+
+
+def _check_allow_data_loss(spec: ClusterSpec) -> list[str]:
+    known = ["namespace", "monitoring", *(m.name for m in spec.models)]
+    return [
+        f"allowDataLoss[{i}]: {name!r} names nothing that holds data; use one of {', '.join(known)}"
+        for i, name in enumerate(spec.allow_data_loss)
+        if name not in known
     ]
 
 

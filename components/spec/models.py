@@ -283,9 +283,13 @@ class ClusterSpec(SpecModel):
     # need ReadWriteMany when a model runs more than one pod.
     storage_class: str | None = None
     weights_storage_class: str | None = None
-    # shared: one PVC per model, ReadWriteMany when the model runs more than one pod.
+    # shared: one PVC per model, ReadWriteMany when the pool has more than one node (its pods may land on any).
     # per-pod: an ephemeral ReadWriteOnce volume per pod, for storage without ReadWriteMany (each pod downloads).
     weights_cache: Literal["shared", "per-pod"] = "shared"
+    # Data is protected: a weights cache, the namespace and the monitoring stack (its volumes) cannot be replaced or
+    # deleted by `pulumi up`. Name one here for the one change that must replace or delete it, then remove it:
+    # `namespace`, `monitoring`, or a model's name (its weights cache).
+    allow_data_loss: list[str] = []
     pools: list[GpuPoolSpec] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
     gateway: GatewaySpec = GatewaySpec()

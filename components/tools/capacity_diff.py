@@ -88,4 +88,45 @@ def diff_plans(before: ClusterPlan | None, after: ClusterPlan, stack: str, base:
         lines.append(f"| `{name}`{marker} | " + " | ".join(cells) + " |")
     total = (sum(p.gpus_used_max for p in before.pools) if before else 0, sum(p.gpus_used_max for p in after.pools))
     lines += ["", f"GPUs used at max replicas, all pools: {_arrow(str(total[0]), str(total[1]))}"]
+    losses = data_changes(before, after) if before else []
+    lines += ["", "### Data", ""] + ([f"- {line}" for line in losses] or ["Nothing replaced or deleted."])
     return "\n".join(lines) + "\n"
+
+
+def _guard(protected: bool, name: str) -> str:
+    if protected:
+        return f"protected: `pulumi up` refuses it until `allowDataLoss: [{name}]` is set for this change"
+    return f"allowed for this change by allowDataLoss ({name}); remove it afterwards"
+
+
+def data_changes(before: ClusterPlan, after: ClusterPlan) -> list[str]:
+    """What the change would replace or delete that holds data: weights caches, the namespace, monitoring."""
+    out: list[str] = []
+    if before.namespace != after.namespace:
+        out.append(
+            f"namespace `{before.namespace}` → `{after.namespace}`: the old one is deleted with every claim and "
+            f"Secret in it; {_guard(after.protect_namespace, 'namespace')}"
+        )
+    if before.monitoring.enabled and not after.monitoring.enabled:
+        out.append(
+            "monitoring disabled: its namespace, release and the Prometheus, Alertmanager and Grafana volumes are "
+            f"deleted; {_guard(after.protect_monitoring, 'monitoring')}"
+        )
+    new = {m.name: m for m in after.models}
+    for old in before.models:
+        if old.cache.kind != "shared":
+            continue
+        claim = f"weights cache `{old.name}-cache` ({old.cache.size_gib} GiB)"
+        m = new.get(old.name)
+        if m is None or m.cache.kind != "shared":
+            protected = old.cache.protect if m is None else m.cache.protect
+            out.append(f"{claim} deleted; {_guard(protected, old.name)}")
+        elif (old.cache.access_mode, old.cache.storage_class) != (m.cache.access_mode, m.cache.storage_class):
+            out.append(
+                f"{claim} replaced ({old.cache.access_mode} {old.cache.storage_class or '-'} → "
+                f"{m.cache.access_mode} {m.cache.storage_class or '-'}); the weights download again; "
+                f"{_guard(m.cache.protect, old.name)}"
+            )
+        elif m.cache.size_gib < old.cache.size_gib:
+            out.append(f"{claim} would shrink to {m.cache.size_gib} GiB: Kubernetes refuses to shrink a claim")
+    return out

@@ -57,15 +57,34 @@ class EchoMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-_MONITOR: MockMonitor | None = None
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also keeping each resource's options (protect, retainOnDelete, ignoreChanges), which
+    the mocks' own records drop: they are what keeps data alive across edits, so the tests check them."""
+
+    def __init__(self, mocks: EchoMocks) -> None:
+        super().__init__(mocks)
+        self.options: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self.options[response.urn] = {
+            "protect": bool(request.protect),
+            "retain_on_delete": bool(request.retainOnDelete),
+            "ignore_changes": sorted(request.ignoreChanges),
+            "delete_before_replace": bool(request.deleteBeforeReplace),
+        }
+        return response
 
 
-def _monitor() -> MockMonitor:
+_MONITOR: RecordingMonitor | None = None
+
+
+def _monitor() -> RecordingMonitor:
     """One set of mocks per process: the Pulumi runtime keeps them globally."""
     global _MONITOR
     if _MONITOR is None:
         mocks = EchoMocks()
-        _MONITOR = MockMonitor(mocks)
+        _MONITOR = RecordingMonitor(mocks)
         pulumi.runtime.set_mocks(mocks, project="llm-cluster", stack="offline", preview=False, monitor=_MONITOR)
     return _MONITOR
 
@@ -75,6 +94,7 @@ class Registration:
     type: str
     name: str
     inputs: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)  # protect, retain_on_delete, ignore_changes, ...
 
 
 @dataclass
@@ -171,6 +191,7 @@ def run_program(cluster: object, hf_token: str | None = None, secrets: dict[str,
     """Run __main__.py with `llm-cluster:cluster`, optionally an HF token and other secret keys, under mocks."""
     monitor = _monitor()
     monitor.resources.clear()
+    monitor.options.clear()
     config = {"llm-cluster:cluster": json.dumps(cluster)}
     secret_keys = []
     for key, value in {
@@ -194,7 +215,8 @@ def run_program(cluster: object, hf_token: str | None = None, secrets: dict[str,
     for registration in monitor.resources.values():
         kind = registration.urn.split("::")[2].split("$")[-1]
         name = registration.urn.split("::")[3]
-        run.registrations.append(Registration(kind, name, dict(registration.state)))
+        options = monitor.options.get(registration.urn, {})
+        run.registrations.append(Registration(kind, name, dict(registration.state), options))
     return run
 
 
