@@ -60,8 +60,9 @@ def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
 
 def http_route(plan: ClusterPlan) -> dict[str, Any]:
     rule: dict[str, Any] = {
-        # Only the OpenAI API: the gateway's metrics and health endpoints stay inside the cluster.
-        "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+        # Exactly the plan's inference paths: a prefix would also route the gateway's admin and management API
+        # (LiteLLM's /v1/model/info, /v1/mcp/...), where the injected upstream key is an admin key.
+        "matches": [{"path": {"type": "Exact", "value": path}} for path in plan.gateway.routes],
         "backendRefs": [{"name": LLM_GATEWAY, "port": plan.gateway.port}],
         "timeouts": {"request": f"{plan.gateway.timeout_seconds + TIMEOUT_MARGIN_SECONDS}s"},
     }

@@ -200,3 +200,19 @@ def test_vllm_router_routes_each_model_to_its_workers_and_survives_a_dead_worker
             stop(workers[sorted(served[model_a])[0]])
             statuses = [request(f"{url}/v1/chat/completions", chat(model_a))[0] for _ in range(10)]
             assert statuses == [200] * 10
+
+
+def test_every_path_the_route_admits_answers_through_litellm(litellm: Any) -> None:
+    """The real LiteLLM behind prod's route table: each admitted path serves inference with the injected key."""
+    bodies: dict[str, dict[str, Any] | None] = {
+        "/v1/models": None,
+        "/v1/chat/completions": chat("qwen2-5-32b-instruct"),
+        "/v1/completions": {"model": "qwen2-5-32b-instruct", "prompt": "hi", "max_tokens": 4},
+        "/v1/embeddings": {"model": "bge-m3", "input": ["a"]},
+        "/v1/rerank": {"model": "bge-reranker-v2-m3", "query": "q", "documents": ["x"]},
+    }
+    routes = plan_of("prod").gateway.routes
+    assert set(routes) == set(bodies)
+    for path in routes:
+        status, _, body = request(f"{litellm['url']}{path}", bodies[path], MASTER_KEY)
+        assert status == 200, (path, body[:300])

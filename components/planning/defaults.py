@@ -77,6 +77,20 @@ ROUTER_MILLICORES = 1000
 ROUTER_MEMORY_MIB = 512
 
 
+# OpenAI-compatible inference paths by model task; the models list is always served.
+INFERENCE_ROUTES = {
+    "generate": ("/v1/chat/completions", "/v1/completions"),
+    "embed": ("/v1/embeddings",),
+    "score": ("/v1/rerank",),
+}
+MODELS_ROUTE = "/v1/models"
+
+
+def inference_routes(models: list[ModelPlan]) -> list[str]:
+    tasks = {m.task for m in models}
+    return [MODELS_ROUTE, *(path for task, paths in INFERENCE_ROUTES.items() if task in tasks for path in paths)]
+
+
 def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewayPlan:
     """The gateway with its kind decided: vllm-router unless a model needs LiteLLM's rerank pass-through."""
     scores = [m.name for m in models if m.task == "score"]
@@ -96,7 +110,7 @@ def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewayPla
     shared = gateway.model_dump(exclude={"kind"})
     if kind == "litellm":
         return GatewayPlan(
-            kind=kind, kind_reason=reason, image=LITELLM_IMAGE, port=LITELLM_PORT,
+            kind=kind, kind_reason=reason, routes=inference_routes(models), image=LITELLM_IMAGE, port=LITELLM_PORT,
             metrics_port_name="http", metrics_port=LITELLM_PORT, metrics_path="/metrics/",
             cpu_millicores=LITELLM_WORKER_MILLICORES * gateway.workers,
             memory_mib=LITELLM_WORKER_MEMORY_MIB * gateway.workers,
@@ -105,7 +119,7 @@ def resolve_gateway(gateway: GatewaySpec, models: list[ModelPlan]) -> GatewayPla
             **shared,
         )  # fmt: skip
     return GatewayPlan(
-        kind=kind, kind_reason=reason, image=VLLM_ROUTER_IMAGE, port=ROUTER_PORT,
+        kind=kind, kind_reason=reason, routes=inference_routes(models), image=VLLM_ROUTER_IMAGE, port=ROUTER_PORT,
         metrics_port_name="metrics", metrics_port=ROUTER_METRICS_PORT, metrics_path="/metrics",
         cpu_millicores=ROUTER_MILLICORES, memory_mib=ROUTER_MEMORY_MIB,
         resources_reason=f"one router process: {ROUTER_MILLICORES}m CPU, {ROUTER_MEMORY_MIB} MiB",

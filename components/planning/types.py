@@ -247,6 +247,9 @@ class GatewayPlan(PlanModel):
 
     kind: GatewayKind
     kind_reason: str
+    # The exact paths clients may call through the API gateway: the inference endpoints the stack's models serve
+    # and the models list. Nothing else of either gateway (admin, keys, MCP, health, metrics) is routed.
+    routes: list[str]
     image: str
     port: int  # the OpenAI API the API gateway routes to
     metrics_port_name: str  # the container port Prometheus scrapes
