@@ -150,8 +150,10 @@ def test_weights_cache_service_and_disruption_budget(stack: str, name: str) -> N
         assert claim["storageClassName"] == cluster["weights_storage_class"]
         size = int(claim["resources"]["requests"]["storage"].removesuffix("Gi"))
         assert size == plan.cache.size_gib >= math.ceil(plan.checkpoint_gib)
-        if plan.cache.kind == "shared" and plan.max_replicas * plan.nodes_per_replica > 1:
-            assert claim["accessModes"] == ["ReadWriteMany"]
+        assert claim["accessModes"] == [plan.cache.access_mode]
+        pool_nodes = next(p["max_nodes"] for p in cluster["pools"] if p["name"] == plan.pool)
+        if plan.cache.kind == "shared" and pool_nodes > 1:
+            assert claim["accessModes"] == ["ReadWriteMany"]  # its pods may land on any node of the pool
     service = objects[("Service", name)]["spec"]
     assert service["ports"][0]["port"] == PORT
     assert service["selector"][MODEL_LABEL] == name
