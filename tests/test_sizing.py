@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -417,3 +418,24 @@ def test_nomic_is_capped_at_its_trained_positions_unless_extended_with_rope() ->
 def test_absolute_position_encoders_cannot_be_extended_with_rope() -> None:
     with pytest.raises(SizingError, match="learns absolute positions"):
         size("intfloat/multilingual-e5-large", node("RTX-4090-24GB", 8), rope_factor=2.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (("--tensor_parallel_size=8",), "--tensor-parallel-size contradicts the plan"),
+        (("--gpu_memory_utilization=0.99",), "--gpu-memory-utilization contradicts the plan"),
+        (("--max-model-len 1000000",), "holds a flag and its value in one item"),
+        (("--max-model-len 1000000",), "--max-model-len contradicts the plan"),
+        (("--port", "9000"), "--port is set by the plan"),
+    ],
+)
+def test_extra_args_are_read_the_way_vllms_parser_reads_them(extra: tuple[str, ...], said: str) -> None:
+    # FlexibleArgumentParser turns --a_b into --a-b; one argv item with a space is one unknown flag to it.
+    with pytest.raises(SizingError, match=re.escape(said)):
+        size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 8), max_model_len=16000, extra_args=extra)
+
+
+def test_batch_limits_in_extra_args_count_in_any_spelling() -> None:
+    plain = size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 8), max_model_len=16000, extra_args=("--max_num_seqs=64",))
+    assert plain.max_num_seqs == 64

@@ -26,13 +26,20 @@ from components.planning.vllm import (
     PLAN_ENV,
     PLAN_FLAGS,
     VLLM_VERSION,
+    vllm_flag,
 )
 
 
 def check_extra_args(req: SizingRequest) -> None:
     errors = []
     for arg in req.extra_args:
-        flag = arg.split("=", 1)[0]
+        flag = vllm_flag(arg)
+        if arg.startswith("-") and any(c.isspace() for c in arg.split("=", 1)[0].strip()):
+            errors.append(
+                f"{req.field}.extraArgs: {arg!r} holds a flag and its value in one item; vLLM would refuse it as "
+                f"one unknown flag: write them as two items, {arg.split()[0]!r} then {' '.join(arg.split()[1:])!r}"
+            )
+            flag = vllm_flag(arg.split()[0])
         if flag in PLAN_FLAGS:
             errors.append(
                 f"{req.field}.extraArgs: {flag} contradicts the plan, which sets it; set {PLAN_FLAGS[flag]} instead"

@@ -29,6 +29,7 @@ from components.planning.vllm import (
     LARGE_GPU_DEFAULTS,
     LARGE_GPU_THRESHOLD_GIB,
     SMALL_GPU_DEFAULTS,
+    vllm_flag,
 )
 
 
@@ -161,10 +162,11 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
 
 
 def flag_int(args: tuple[str, ...], flag: str) -> int | None:
+    """The whole number after `flag` in extra args, spelled any way vLLM's parser accepts."""
     for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
+        if "=" not in arg and vllm_flag(arg) == flag and i + 1 < len(args):
             return int(args[i + 1])
-        if arg.startswith(flag + "="):
+        if "=" in arg and vllm_flag(arg) == flag:
             return int(arg.split("=", 1)[1])
     return None
 

@@ -49,3 +49,13 @@ COMPONENT_FLAGS = {
     "--distributed-executor-backend": "the plan picks it for multi-node replicas",
 }
 PLAN_ENV = ("NCCL_P2P_DISABLE", "VLLM_BATCH_INVARIANT", "HF_TOKEN", "HF_HOME")
+
+
+def vllm_flag(arg: str) -> str:
+    """The flag as vLLM's own parser reads it: `--max_model_len=8` is `--max-model-len` (FlexibleArgumentParser turns
+    underscores before the first `.` into dashes, vllm/utils/argparse_utils.py)."""
+    flag = arg.split("=", 1)[0]
+    if not flag.startswith("--"):
+        return flag
+    head, dot, tail = flag.partition(".")
+    return head.replace("_", "-") + dot + tail
