@@ -281,6 +281,7 @@ class LlmGateway(pulumi.ComponentResource):
         pod_spec: dict[str, Any] = {
             "containers": [pod.container],
             "volumes": pod.volumes,
+            "enableServiceLinks": False,  # the gateways find models by DNS or the API, never by service env vars
             "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
             "topologySpreadConstraints": [
                 {

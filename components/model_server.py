@@ -169,6 +169,8 @@ def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "containers": [container(model, role, args.image, args.hf_token_secret)],
         "nodeSelector": {POOL_LABEL: pool.name},
+        # No <SERVICE>_PORT variables: a Service named `vllm...` would inject VLLM_PORT, which vLLM reads as its own.
+        "enableServiceLinks": False,
         "terminationGracePeriodSeconds": model.pod.termination_grace_seconds,
         "volumes": [
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{model.pod.shm_gib}Gi"}},

@@ -185,3 +185,12 @@ def test_multinode_example_has_a_two_node_group() -> None:
     releases = rendered("example-multinode").helm_releases
     assert "lws" in releases
     assert "lws" not in rendered("prod").helm_releases  # only stacks with multi-node replicas install LWS
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_service_link_variables_reach_vllm(stack: str) -> None:
+    """A Service named `vllm...` would inject VLLM_PORT=tcp://... into every pod, and vLLM reads it as its own."""
+    for obj in rendered(stack).manifests:
+        if obj["kind"] in ("Deployment", "LeaderWorkerSet"):
+            for _, template in pod_templates(obj):
+                assert template["spec"]["enableServiceLinks"] is False, obj["metadata"]["name"]

@@ -145,6 +145,7 @@ def cross_checks(spec: ClusterSpec) -> list[str]:
     errors += _check_gateway(spec)
     errors += _check_auth(spec)
     errors += _check_allow_data_loss(spec)
+    errors += _check_names(spec)
     return errors
 
 
@@ -257,6 +258,13 @@ def _check_model_replicas(at: str, model: ModelSpec, monitoring_enabled: bool) -
             f"{at}.autoscaling: the HPA reads custom metrics from Prometheus; set monitoring.enabled: true "
             "or give fixed replicas"
         )
+    if model.autoscaling and model.autoscaling.target is not None:
+        low, high, unit = TARGET_RANGES[model.autoscaling.metric]
+        if not low <= model.autoscaling.target <= high:
+            errors.append(
+                f"{at}.autoscaling.target: {model.autoscaling.target:g} is outside {low:g}..{high:g}, the range of "
+                f"{model.autoscaling.metric} ({unit}); give a target in its units"
+            )
     return errors
 
 
@@ -267,6 +275,55 @@ def _check_storage(spec: ClusterSpec) -> list[str]:
         f"storageClass: every model caches its weights on a PVC ({spec.models[0].name} first); name a storage "
         "class here or in weightsStorageClass (ReadWriteMany when a pool has more than one node)"
     ]
+
+
+# Namespaces the stack must not take: Kubernetes' own (a default-deny policy there cuts cluster DNS) and the ones
+# the charts install into.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "monitoring", "gpu-operator",
+                       "envoy-gateway-system", "lws-system")  # fmt: skip
+# Objects of the serving namespace a model's own objects (Deployment, Service, PVC <name>-cache) would collide with.
+RESERVED_MODEL_NAMES = ("llm-gateway", "llm-gateway-config", "llm-api", "litellm-master-key", "hf-token",
+                        "llm-api-client-keys", "llm-gateway-credential")  # fmt: skip
+# A Gateway API duration holds at most 5 digits per unit; the route's timeout adds 60 s to the gateway's.
+MAX_GATEWAY_TIMEOUT_SECONDS = 99999 - 60
+# HPA targets in each metric's own units.
+TARGET_RANGES = {
+    "vllm:num_requests_running": (0.001, 100000.0, "requests per pod"),
+    "vllm:num_requests_waiting": (0.001, 100000.0, "requests per pod"),
+    "vllm:kv_cache_usage_perc": (0.001, 1.0, "a fraction, 0-1"),
+    "DCGM_FI_DEV_GPU_UTIL": (1.0, 100.0, "percent"),
+}
+HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _check_names(spec: ClusterSpec) -> list[str]:
+    errors: list[str] = []
+    if spec.namespace in RESERVED_NAMESPACES:
+        errors.append(
+            f"namespace: {spec.namespace!r} belongs to Kubernetes or to a chart this stack installs; "
+            "give the serving stack its own, e.g. llm"
+        )
+    for i, model in enumerate(spec.models):
+        if model.name in RESERVED_MODEL_NAMES:
+            errors.append(f"models[{i}].name: {model.name!r} is taken by the gateway's objects; choose another name")
+    owner: dict[str, str] = {}
+    for i, pool in enumerate(spec.pools):
+        for j, node in enumerate(getattr(pool.backend, "node_names", [])):
+            if owner.get(node, pool.name) != pool.name:  # twice in one pool is reported with the pool
+                errors.append(
+                    f"pools[{i}].backend.nodeNames[{j}]: {node!r} is already in pool {owner[node]!r}; "
+                    "a node belongs to one pool"
+                )
+            owner.setdefault(node, pool.name)
+    hostname = spec.auth.hostname
+    if hostname is not None and not HOSTNAME.fullmatch(hostname):
+        errors.append(f"auth.hostname: {hostname!r} is not a host name; give the name only, e.g. llm.example.com")
+    if spec.gateway.timeout_seconds > MAX_GATEWAY_TIMEOUT_SECONDS:
+        errors.append(
+            f"gateway.timeoutSeconds: {spec.gateway.timeout_seconds} is over {MAX_GATEWAY_TIMEOUT_SECONDS}, "
+            "the longest the route's Gateway API timeout can say; lower it"
+        )
+    return errors
 
 
 def _check_allow_data_loss(spec: ClusterSpec) -> list[str]:
