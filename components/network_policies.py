@@ -35,6 +35,8 @@ HTTPS_PORT = 443
 GATEWAY_PODS = {COMPONENT_LABEL: GATEWAY_COMPONENT}
 MODEL_PODS = {COMPONENT_LABEL: MODEL_SERVER_COMPONENT}
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+# The labels prometheus-operator puts on every Prometheus server pod (pkg/prometheus/statefulset.go).
+PROMETHEUS_PODS = {"matchLabels": {NAME_LABEL: "prometheus", "app.kubernetes.io/managed-by": "prometheus-operator"}}
 
 
 def namespace_is(name: str) -> dict[str, Any]:
@@ -57,7 +59,8 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
             }
         },
     }
-    prometheus = namespace_is(chart_pin("kube-prometheus-stack").namespace)
+    # Prometheus's own pods, not the whole monitoring namespace: vLLM's metrics port is also its API port.
+    prometheus = {**namespace_is(chart_pin("kube-prometheus-stack").namespace), "podSelector": PROMETHEUS_PODS}
     port = plan.gateway.port
     gateway_metrics = plan.gateway.metrics_port
     gateway_egress: list[dict[str, Any]] = [

@@ -111,8 +111,20 @@ def test_network_policies_let_only_the_designed_paths_through(stack: str) -> Non
     assert servers["ingress"][0]["from"] == [
         {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "llm-gateway"}}}
     ]
-    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
-    assert servers["ingress"][1]["from"] == [monitoring] and gateway["ingress"][1]["from"] == [monitoring]
+    # Prometheus's server pods only: any other pod of the monitoring namespace could call every model without a key.
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "prometheus",
+                "app.kubernetes.io/managed-by": "prometheus-operator",
+            }
+        },
+    }
+    assert servers["ingress"][1]["from"] == [prometheus] and gateway["ingress"][1]["from"] == [prometheus]
+    for policy in policies.values():  # no rule admits a whole namespace
+        for rule in policy.get("ingress", []):
+            assert all("podSelector" in peer for peer in rule["from"]), policy
     multi = [m["name"] for m in rendered(stack).exports["plan"]["models"] if m["nodes_per_replica"] > 1]
     assert sorted(n.removeprefix("group-") for n in policies if n.startswith("group-")) == sorted(multi)
 
