@@ -54,9 +54,13 @@ def model_arch(model: ModelSpec, index: int, models: dict[str, ModelArch], base_
     return arch
 
 
+def weights_storage_class(spec: ClusterSpec) -> str:
+    """The class of the weights caches: weightsStorageClass, else the stack's storageClass."""
+    return spec.weights_storage_class or spec.storage_class or ""
+
+
 def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: int) -> ModelPlan:
     workload, workload_reason = workload_for(sizing)
-    storage_class = spec.weights_storage_class or spec.storage_class or ""
     return ModelPlan(
         **sizing.model_dump(),
         name=model.name,
@@ -70,7 +74,11 @@ def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: 
         workload_reason=workload_reason,
         pod=pod_for(sizing),
         cache=cache_for(
-            sizing, pool_nodes, spec.weights_cache, storage_class, protect=model.name not in spec.allow_data_loss
+            sizing,
+            pool_nodes,
+            spec.weights_cache,
+            weights_storage_class(spec),
+            protect=model.name not in spec.allow_data_loss,
         ),
     )
 
@@ -164,7 +172,7 @@ def plan_cluster(
         kubernetes_version=spec.kubernetes_version,
         namespace=spec.namespace,
         storage_class=spec.storage_class,
-        weights_storage_class=spec.weights_storage_class or spec.storage_class or "",
+        weights_storage_class=weights_storage_class(spec),
         weights_cache=spec.weights_cache,
         pools=pool_plans,
         models=[p for _, p in planned],

@@ -78,7 +78,7 @@ def has_batch_invariant_kernels(compute_capability: str) -> bool:
 
 
 def serving_config(
-    req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, nodes: int
+    req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate
 ) -> tuple[list[str], dict[str, str], list[str]]:
     """vLLM arguments (for `vllm serve`, model first), environment and warnings."""
     env, warnings = engine_env(req, shape)

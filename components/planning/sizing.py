@@ -58,7 +58,7 @@ def size_model(req: SizingRequest, shape: GpuShape, max_nodes: int = CLI_MAX_NOD
 def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits: bool, reasons: list[str]) -> Sizing:
     gpus = c.tp * c.pp
     nodes = max(1, gpus // shape.gpus_per_node) if gpus > shape.gpus_per_node else 1
-    args, env, warnings = serving_config(req, r, shape, c, nodes)
+    args, env, warnings = serving_config(req, r, shape, c)
     concurrency = round(c.kv_tokens / r.max_model_len, 2) if c.kv_tokens is not None else float(c.max_num_seqs)
     return Sizing(
         model=r.arch.id,
