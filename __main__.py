@@ -7,17 +7,25 @@ import pulumi
 from components.catalog import CatalogError
 from components.cluster import LlmCluster, LlmClusterArgs
 from components.gpu_pool import missing_sdks
+from components.secret_config import SECRET_CONFIG_KEYS, gated_model_errors, plaintext_secret_errors
 from components.spec import SpecError, load_cluster_spec
 from components.stacks import plan_for
 
 config = pulumi.Config("llm-cluster")
+# The credential keys this stack sets, and whether Pulumi holds each as a secret; a plain one stops the run first.
+secret_config = {
+    key: pulumi.runtime.is_config_secret(key) for key in SECRET_CONFIG_KEYS if pulumi.runtime.get_config(key)
+}
+plaintext = plaintext_secret_errors(secret_config)
+if plaintext:
+    raise pulumi.RunError("\n".join(plaintext))
 try:
     spec = load_cluster_spec(config.require_object("cluster"))
     plan = plan_for(spec)
 except (SpecError, CatalogError) as exc:
     # One line per problem, each naming the field; nothing is created when the spec is wrong.
     raise pulumi.RunError(f"llm-cluster:cluster is invalid:\n{exc}") from None
-problems = missing_sdks(plan.pools)
+problems = gated_model_errors(plan, secret_config) + missing_sdks(plan.pools)
 if plan.images.vllm is not None:
     if importlib.util.find_spec("pulumi_docker") is None:
         problems.append("images.vllm: building images needs pulumi-docker; `pip install -r requirements-cloud.txt`")

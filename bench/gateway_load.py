@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
-from components.gateway import litellm_args, litellm_config
+from components.gateway_config import litellm_args, litellm_config, litellm_config_files
 from components.planning.types import ClusterPlan
-from testbed.gateways import loopback_router_args, with_values
+from testbed.gateways import litellm_env, litellm_files, loopback_router_args, with_values
 from testbed.processes import VENV_BIN, fake_vllm, free_port, start, stop, wait_http
 
 HOST = "127.0.0.1"
 TOKENS = 32
 ITL_MS = 20.0
 MASTER_KEY = "sk-bench-master-key-0123456789"
+INFERENCE_KEY = "sk-bench-inference-key-0123456789"  # what Envoy injects; the master key opens nothing
 STAND_INS = 2  # the dev stack's two replicas; every target sees the same ones
 # fake_vllm's ThreadingHTTPServer listens with socketserver's backlog of 5: with more connections arriving at
 # once the kernel drops SYNs and clients retry after 1 s, 3 s... (ListenOverflows), a stand-in artefact that
@@ -99,8 +99,9 @@ def started(args: list[str], logfile: Path, env: dict[str, str] | None = None) -
 @contextmanager
 def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: Path) -> Iterator[Target]:
     name = f"litellm-{workers}w"
-    config_path = tmp / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(bench_litellm_config(plan, stand_ins), sort_keys=False))
+    config_dir = tmp / name
+    config_dir.mkdir()
+    config_path = litellm_files(litellm_config_files(plan), bench_litellm_config(plan, stand_ins), config_dir)
     metrics_dir = tmp / f"{name}-prometheus"
     metrics_dir.mkdir()
     port = free_port()
@@ -108,11 +109,7 @@ def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: P
         litellm_args(plan),
         {"--config": str(config_path), "--host": HOST, "--port": str(port), "--num_workers": str(workers)},
     )
-    env = {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
+    env = litellm_env(MASTER_KEY, INFERENCE_KEY, ",".join(plan.gateway.routes), metrics_dir)
     logfile = tmp / f"{name}.log"
     log(f"starting {name}: litellm {' '.join(args)}")
     with started([str(VENV_BIN / "litellm"), *args], logfile, env) as process:
@@ -123,7 +120,7 @@ def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: P
             name,
             [f"{url}/v1/chat/completions"],
             generate_model(plan),
-            {"Authorization": f"Bearer {MASTER_KEY}"},
+            {"Authorization": f"Bearer {INFERENCE_KEY}"},
             [process.pid],
         )
 

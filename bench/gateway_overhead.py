@@ -58,7 +58,7 @@ from bench.gateway_load import (
     router_target,
     stand_in,
 )
-from components.gateway import litellm_args, router_args
+from components.gateway_config import litellm_args, router_args
 from components.planning.types import ClusterPlan
 from components.stacks import load_stack, plan_for
 from testbed.fake_vllm import StandInServer

@@ -2,9 +2,14 @@
 gateway can be replaced without touching a single client.
 
 One GatewayClass and Gateway (HTTPS from the operator's TLS Secret; plain HTTP only where the stack says
-so), an HTTPRoute for /v1 to the LLM gateway, a SecurityPolicy with one API key per client (`sanitize`
-strips it, the client id travels in a header), the upstream credential injected (LiteLLM's master key,
-so client keys never reach it), and per-client local rate limits.
+so), an HTTPRoute to the LLM gateway for exactly the plan's inference paths, a SecurityPolicy with one API key
+per client (`sanitize` strips it, the client id travels in a header), and per-client local rate limits.
+
+Upstream credential: for LiteLLM, Envoy injects LiteLLM's inference key (components/gateway.py), never its
+master key, so client keys never reach LiteLLM and what Envoy holds is no admin key: LiteLLM's custom auth hook
+(components/litellm_auth.py) accepts it on the inference paths only, whoever presents it. vllm-router checks no
+key, so nothing is injected; its worker-management endpoints stay out of reach because the route admits only
+the inference paths and its NetworkPolicy admits only Envoy's pods to its API port.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ GATEWAY = "llm-api"
 CLIENT_KEYS_SECRET = "llm-api-client-keys"
 CLIENT_HEADER = "x-llm-client"
 UPSTREAM_CREDENTIAL = "llm-gateway-credential"
+LITELLM_KEY_HEADER = "x-litellm-api-key"
 # Envoy proxies expose Prometheus stats here (/stats/prometheus).
 ENVOY_STATS_PORT = 19001
 # Longer than the LLM gateway's own timeout, so the gateway answers first with its own error.
@@ -61,13 +67,17 @@ def listeners(plan: ClusterPlan) -> list[dict[str, Any]]:
 def http_route(plan: ClusterPlan) -> dict[str, Any]:
     rule: dict[str, Any] = {
         # Exactly the plan's inference paths: a prefix would also route the gateway's admin and management API
-        # (LiteLLM's /v1/model/info, /v1/mcp/...), where the injected upstream key is an admin key.
+        # (LiteLLM's /v1/model/info, /v1/mcp/..., vllm-router's /v1/... pass-through). For LiteLLM the injected
+        # key is refused there anyway (litellm_auth.py); for vllm-router, which checks no key, this is the gate.
         "matches": [{"path": {"type": "Exact", "value": path}} for path in plan.gateway.routes],
         "backendRefs": [{"name": LLM_GATEWAY, "port": plan.gateway.port}],
         "timeouts": {"request": f"{plan.gateway.timeout_seconds + TIMEOUT_MARGIN_SECONDS}s"},
     }
     if plan.gateway.kind == "litellm":
         rule["filters"] = [
+            # LiteLLM reads this header before Authorization (litellm/proxy/auth/user_api_key_auth.py get_api_key):
+            # a client's value would displace the injected key.
+            {"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": [LITELLM_KEY_HEADER]}},
             {
                 "type": "ExtensionRef",
                 "extensionRef": {
@@ -75,7 +85,7 @@ def http_route(plan: ClusterPlan) -> dict[str, Any]:
                     "kind": "HTTPRouteFilter",
                     "name": UPSTREAM_CREDENTIAL,
                 },
-            }
+            },
         ]
     spec: dict[str, Any] = {"parentRefs": [{"name": GATEWAY}], "rules": [rule]}
     if plan.auth.hostname:
@@ -119,7 +129,8 @@ def rate_limits(plan: ClusterPlan) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class ApiGatewayArgs:
     plan: ClusterPlan
-    # LiteLLM's master key, injected upstream; None for vllm-router, which checks no key.
+    # LiteLLM's inference key (LlmGateway.inference_key), injected upstream; None for vllm-router, which checks
+    # no key. Never the master key.
     upstream_key: pulumi.Output[str] | None
 
 
@@ -131,7 +142,10 @@ class ApiGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:api_gateway:ApiGateway", name, None, opts)
         plan = args.plan
-        self.namespace = chart_namespace(f"{name}-namespace", "gateway-helm", "baseline", self)
+        # restricted: the chart's controller and certgen pods set it in their values, and the Envoy proxy pods get
+        # no escalation, no capabilities, non-root 65532 and RuntimeDefault seccomp from Envoy Gateway itself
+        # (internal/infrastructure/kubernetes/resource/resource.go DefaultSecurityContext, proxy/resource.go).
+        self.namespace = chart_namespace(f"{name}-namespace", "gateway-helm", "restricted", self)
         self.release = helm_release(
             "gateway-helm", {}, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         )
@@ -161,12 +175,13 @@ class ApiGateway(pulumi.ComponentResource):
         """The HTTPRoute to the LLM gateway, with the upstream credential injected when the gateway needs one."""
         depends: list[pulumi.Resource] = [gateway]
         if upstream_key is not None:
+            # A Pulumi secret end to end: in the state, the preview and the rendered manifests.
+            bearer: pulumi.Output[str] = pulumi.Output.secret(upstream_key.apply(lambda k: f"Bearer {k}"))
             credential = k8s.core.v1.Secret(
                 f"{name}-upstream-credential",
                 metadata=meta(plan, UPSTREAM_CREDENTIAL),
                 type="Opaque",
-                # The master key is secret, and so is everything applied to it.
-                string_data={"credential": upstream_key.apply(lambda k: f"Bearer {k}")},
+                string_data={"credential": bearer},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             depends.append(

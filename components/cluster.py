@@ -21,10 +21,10 @@ from components.planning.types import ClusterPlan
 from components.vllm_image import VllmImage, VllmImageArgs
 
 HF_TOKEN_SECRET = "hf-token"
-# Model servers run as the image's root user without host access: baseline enforced, restricted reported so
-# the gap stays visible.
+# Every pod of the serving namespace (model servers, the LLM gateway) runs non-root, without capabilities or
+# escalation, under RuntimeDefault seccomp: the API server refuses any pod that does not.
 POD_SECURITY = {
-    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
     "pod-security.kubernetes.io/audit": "restricted",
 }
@@ -93,7 +93,7 @@ class LlmCluster(pulumi.ComponentResource):
         )
         self.api_gateway = ApiGateway(
             f"{name}-api-gateway",
-            ApiGatewayArgs(plan=plan, upstream_key=self.gateway.master_key),
+            ApiGatewayArgs(plan=plan, upstream_key=self.gateway.inference_key),
             pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
         )
         self.network_policies = NetworkPolicies(
@@ -135,6 +135,7 @@ class LlmCluster(pulumi.ComponentResource):
                     pool=pools[model.pool],
                     namespace=plan.namespace,
                     hf_token_secret=HF_TOKEN_SECRET,
+                    network=plan.network,
                     image=image,
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=depends),

@@ -1,21 +1,35 @@
 """LlmGateway: one OpenAI-compatible endpoint in front of every model server.
 
-kind litellm: the LiteLLM proxy without a database (no spend-log table to grow, no virtual keys), its
-config generated from the plan, the master key from pulumi_random. kind vllm-router: the Rust router
-discovering model-server pods by label, multi-model (IGW) mode when the stack serves several models.
-Either way the gateway never owns client keys: the API gateway in front does (components/api_gateway.py).
+kind litellm: the LiteLLM proxy without a database (no spend-log table to grow, no virtual keys), its config
+from the plan, master and inference keys from pulumi_random. The master key stays in LiteLLM's pod; the API
+gateway injects the inference key, which LiteLLM's custom auth hook (litellm_auth.py, shipped in the config
+ConfigMap) accepts on the plan's inference paths only: no admin key in Envoy, nor for a pod reaching LiteLLM.
+kind vllm-router: the Rust router discovering model-server pods by label, multi-model (IGW) mode for several
+models. It checks no key (--api-key only authenticates it to its workers; its /list_workers, /remove_worker,
+/flush_cache answer anyone): the HTTPRoute's inference paths and the NetworkPolicy (API port from Envoy's pods
+only) keep those closed. Either way the gateway never owns client keys: the API gateway in front does
+(components/api_gateway.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random
-import yaml
 
+from components.gateway_config import (
+    CONFIG_MOUNT,
+    INFERENCE_KEY_ENV,
+    INFERENCE_ROUTES_ENV,
+    litellm_args,
+    litellm_config_files,
+    router_args,
+)
 from components.labels import (
     COMPONENT_LABEL,
     GATEWAY_COMPONENT,
@@ -23,116 +37,22 @@ from components.labels import (
     INSTANCE_LABEL,
     PART_OF_LABEL,
     PROJECT,
-    ROLE_LABEL,
-    SERVER_ROLE,
     common_labels,
 )
-from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
 
 NAME = "llm-gateway"
+CONFIG_HASH_ANNOTATION = "llm-cluster.io/config-sha256"
 SELECTOR = {INSTANCE_LABEL: NAME, COMPONENT_LABEL: GATEWAY_COMPONENT}
 MASTER_KEY_SECRET = "litellm-master-key"
 MASTER_KEY_FIELD = "master-key"
-CONFIG_MOUNT = "/etc/litellm"
-# 48 alphanumerics (~285 bits); only Envoy and LiteLLM ever see it.
+INFERENCE_KEY_SECRET = "litellm-inference-key"
+INFERENCE_KEY_FIELD = "inference-key"
+# 48 alphanumerics (~285 bits). Only LiteLLM sees the master key; only Envoy and LiteLLM the inference key.
 MASTER_KEY_LENGTH = 48
+INFERENCE_KEY_LENGTH = 48
 # LiteLLM loads its router and model list before /health answers: up to 5 minutes at the 10 s period.
 LITELLM_STARTUP_FAILURES = 30
-# LiteLLM's `mode` per task: how it calls the backend and which endpoint serves it.
-LITELLM_MODES = {"generate": "chat", "embed": "embedding", "score": "rerank"}
-# After this many consecutive failures a LiteLLM deployment cools down; the router's breaker matches it.
-ALLOWED_FAILS = 3
-COOLDOWN_SECONDS = 30
-# vllm-router (images.VLLM_ROUTER_VERSION) opens a worker's breaker after 5 failures in multi-model mode whatever
-# --cb-failure-threshold says (measured), and cache_aware keeps retrying the same worker until then:
-# a request outlives a dead worker only with more attempts than that.
-ROUTER_BREAKER_FAILURES = 5
-
-
-def model_url(plan: ClusterPlan, model_name: str) -> str:
-    return f"http://{model_name}.{plan.namespace}.svc.cluster.local:{MODEL_PORT}/v1"
-
-
-def litellm_config(plan: ClusterPlan) -> dict[str, Any]:
-    """LiteLLM proxy config.yaml: every served model as hosted_vllm/<name>, no database, Prometheus on."""
-    g = plan.gateway
-    return {
-        "model_list": [
-            {
-                "model_name": m.name,
-                "litellm_params": {
-                    "model": f"hosted_vllm/{m.name}",
-                    "api_base": model_url(plan, m.name),
-                    "api_key": "none",  # vLLM serves without a key inside the cluster
-                },
-                "model_info": {"mode": LITELLM_MODES[m.task]},
-            }
-            for m in plan.models
-        ],
-        "general_settings": {
-            "master_key": "os.environ/LITELLM_MASTER_KEY",
-            # No DATABASE_URL: nothing is logged per request, so no table grows without bound.
-            "disable_spend_logs": True,
-            "disable_error_logs": True,
-            "store_model_in_db": False,
-        },
-        "litellm_settings": {
-            "callbacks": ["prometheus"],
-            # Prometheus scrapes /metrics/ from inside the cluster; the API gateway never routes there.
-            "require_auth_for_metrics_endpoint": False,
-            "request_timeout": g.timeout_seconds,
-            "num_retries": g.num_retries,
-            "drop_params": True,
-        },
-        "router_settings": {
-            "routing_strategy": "simple-shuffle",
-            "num_retries": g.num_retries,
-            "timeout": g.timeout_seconds,
-            "stream_timeout": g.timeout_seconds,
-            "fallbacks": [{source: targets} for source, targets in g.fallbacks.items()],
-            "allowed_fails": ALLOWED_FAILS,
-            "cooldown_time": COOLDOWN_SECONDS,
-        },
-    }
-
-
-def litellm_args(plan: ClusterPlan) -> list[str]:
-    return [
-        "--config", f"{CONFIG_MOUNT}/config.yaml",
-        "--host", "0.0.0.0",
-        "--port", str(plan.gateway.port),
-        "--num_workers", str(plan.gateway.workers),
-    ]  # fmt: skip
-
-
-def router_args(plan: ClusterPlan) -> list[str]:
-    """vllm-router arguments: pod discovery by label, retries, breaker and health checks, bound to 0.0.0.0."""
-    g = plan.gateway
-    args = [
-        "--host", "0.0.0.0",
-        "--port", str(plan.gateway.port),
-        "--policy", g.routing_policy,
-        "--service-discovery",
-        "--selector", f"{ROLE_LABEL}={SERVER_ROLE}",
-        "--service-discovery-namespace", plan.namespace,
-        "--service-discovery-port", str(MODEL_PORT),
-        "--prometheus-host", "0.0.0.0",
-        "--prometheus-port", str(plan.gateway.metrics_port),
-        # The router counts attempts, not retries.
-        "--retry-max-retries", str(ROUTER_BREAKER_FAILURES + g.num_retries),
-        "--cb-failure-threshold", str(ALLOWED_FAILS),
-        "--cb-timeout-duration-secs", str(COOLDOWN_SECONDS),
-        "--health-check-endpoint", "/health",
-        "--health-check-interval-secs", "10",
-        "--health-failure-threshold", "3",
-        "--health-check-timeout-secs", "5",
-        # Per attempt: a hung worker costs attempts x this before the client sees an error.
-        "--request-timeout-secs", str(g.timeout_seconds),
-    ]  # fmt: skip
-    if len(plan.models) > 1:
-        args.append("--enable-igw")  # multi-model: each worker is registered under the model it serves
-    return args
 
 
 @dataclass(frozen=True)
@@ -150,12 +70,14 @@ class GatewayPod:
     ports: list[dict[str, Any]]
     depends: list[pulumi.Resource]
     service_account: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 class LlmGateway(pulumi.ComponentResource):
-    """The LLM gateway Deployment, its Service, PDB, CPU HPA and (LiteLLM) config and master key."""
+    """The LLM gateway Deployment, its Service, PDB, CPU HPA and (LiteLLM) config, auth hook and keys."""
 
-    master_key: pulumi.Output[str] | None
+    # LiteLLM's inference key, which the API gateway injects; None for vllm-router, which checks no key.
+    inference_key: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-cluster:gateway:LlmGateway", name, None, opts)
@@ -165,7 +87,7 @@ class LlmGateway(pulumi.ComponentResource):
             **common_labels(NAME, GATEWAY_COMPONENT, g.image.rpartition(":")[2]),
             GATEWAY_KIND_LABEL: g.kind,
         }
-        self.master_key = None
+        self.inference_key = None
         pod = self._litellm(name, plan) if g.kind == "litellm" else self._router(name, plan)
         pod.container.update(
             {
@@ -182,6 +104,7 @@ class LlmGateway(pulumi.ComponentResource):
                     "allowPrivilegeEscalation": False,
                     "capabilities": {"drop": ["ALL"]},
                     "seccompProfile": {"type": "RuntimeDefault"},
+                    **pod.container.get("securityContext", {}),
                 },
             }
         )
@@ -192,36 +115,57 @@ class LlmGateway(pulumi.ComponentResource):
     def _meta(self, plan: ClusterPlan, object_name: str = NAME) -> dict[str, Any]:
         return {"name": object_name, "namespace": plan.namespace, "labels": self.labels}
 
-    def _litellm(self, name: str, plan: ClusterPlan) -> GatewayPod:
-        """LiteLLM without a database: config from the plan, the master key from pulumi_random."""
-        child, port = pulumi.ResourceOptions(parent=self), plan.gateway.port
-        key = pulumi_random.RandomPassword(f"{name}-master-key", length=MASTER_KEY_LENGTH, special=False, opts=child)
-        self.master_key = pulumi.Output.secret(key.result.apply(lambda v: f"sk-{v}"))
+    def _key_secret(
+        self, name: str, plan: ClusterPlan, secret_name: str, field: str, length: int
+    ) -> tuple[pulumi.Output[str], k8s.core.v1.Secret]:
+        """A random key (a Pulumi secret from the start) and the Secret holding it."""
+        child = pulumi.ResourceOptions(parent=self)
+        generated = pulumi_random.RandomPassword(f"{name}-{field}", length=length, special=False, opts=child)
+        key: pulumi.Output[str] = pulumi.Output.secret(generated.result.apply(lambda v: f"sk-{v}"))
         secret = k8s.core.v1.Secret(
-            f"{name}-master-key",
-            metadata=self._meta(plan, MASTER_KEY_SECRET),
+            f"{name}-{field}",
+            metadata=self._meta(plan, secret_name),
             type="Opaque",
-            string_data={MASTER_KEY_FIELD: self.master_key},
+            string_data={field: key},
             opts=child,
         )
+        return key, secret
+
+    def _litellm(self, name: str, plan: ClusterPlan) -> GatewayPod:
+        """LiteLLM without a database: config and auth hook from the plan, master and inference keys."""
+        child, port = pulumi.ResourceOptions(parent=self), plan.gateway.port
+        # The master key never leaves this pod; once custom_auth is set LiteLLM no longer accepts it on any
+        # request, so it opens nothing over HTTP.
+        _, master_secret = self._key_secret(name, plan, MASTER_KEY_SECRET, MASTER_KEY_FIELD, MASTER_KEY_LENGTH)
+        self.inference_key, inference_secret = self._key_secret(
+            name, plan, INFERENCE_KEY_SECRET, INFERENCE_KEY_FIELD, INFERENCE_KEY_LENGTH
+        )
+        files = litellm_config_files(plan)
         config = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=self._meta(plan, f"{NAME}-config"),
-            data={"config.yaml": yaml.safe_dump(litellm_config(plan), sort_keys=False)},
-            opts=child,
+            f"{name}-config", metadata=self._meta(plan, f"{NAME}-config"), data=files, opts=child
         )
         env: list[dict[str, Any]] = [
             {
                 "name": "LITELLM_MASTER_KEY",
                 "valueFrom": {"secretKeyRef": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_FIELD}},
             },
+            {
+                "name": INFERENCE_KEY_ENV,
+                "valueFrom": {"secretKeyRef": {"name": INFERENCE_KEY_SECRET, "key": INFERENCE_KEY_FIELD}},
+            },
+            {"name": INFERENCE_ROUTES_ENV, "value": ",".join(plan.gateway.routes)},
             {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},  # no fetch from the internet at start
             # Several workers share counters through files; /tmp is a writable emptyDir.
             {"name": "PROMETHEUS_MULTIPROC_DIR", "value": "/tmp/prometheus"},
+            # The root filesystem is read-only: LiteLLM copies its UI and logo to these (proxy_server.py reads
+            # both variables for read-only deployments) instead of /var/lib/litellm.
+            {"name": "LITELLM_UI_PATH", "value": "/tmp/litellm/ui"},
+            {"name": "LITELLM_ASSETS_PATH", "value": "/tmp/litellm/assets"},
         ]
         container: dict[str, Any] = {
             "name": "litellm",
             "image": plan.gateway.image,
+            "securityContext": {"readOnlyRootFilesystem": True},
             "args": litellm_args(plan),
             "env": env,
             "readinessProbe": _probe("/health/readiness", port),
@@ -236,7 +180,11 @@ class LlmGateway(pulumi.ComponentResource):
                 {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
             ],
             ports=[{"name": "http", "containerPort": port, "protocol": "TCP"}],
-            depends=[secret, config],
+            depends=[master_secret, inference_secret, config],
+            # LiteLLM reads its config and hook once at start: a changed ConfigMap rolls the pods.
+            annotations={
+                CONFIG_HASH_ANNOTATION: hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+            },
         )
 
     def _router(self, name: str, plan: ClusterPlan) -> GatewayPod:
@@ -282,7 +230,15 @@ class LlmGateway(pulumi.ComponentResource):
             "containers": [pod.container],
             "volumes": pod.volumes,
             "enableServiceLinks": False,  # the gateways find models by DNS or the API, never by service env vars
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65534,
+                "runAsGroup": 65534,
+                "fsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            # Only vllm-router's pod discovery calls the Kubernetes API.
+            "automountServiceAccountToken": pod.service_account is not None,
             "topologySpreadConstraints": [
                 {
                     "maxSkew": 1,
@@ -300,7 +256,7 @@ class LlmGateway(pulumi.ComponentResource):
             spec={
                 "replicas": plan.gateway.min_replicas,
                 "selector": {"matchLabels": SELECTOR},
-                "template": {"metadata": {"labels": self.labels}, "spec": pod_spec},
+                "template": {"metadata": {"labels": self.labels, "annotations": pod.annotations}, "spec": pod_spec},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=pod.depends, ignore_changes=["spec.replicas"]),
         )

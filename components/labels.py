@@ -10,6 +10,7 @@ PART_OF_LABEL = "app.kubernetes.io/part-of"
 MODEL_SERVER_COMPONENT = "model-server"
 GATEWAY_COMPONENT = "llm-gateway"
 API_GATEWAY_COMPONENT = "api-gateway"
+WEIGHTS_DOWNLOAD_COMPONENT = "weights-download"
 GATEWAY_KIND_LABEL = "llm-cluster.io/gateway-kind"
 # The label Prometheus selects monitors and rules by (charts/kube-prometheus-stack/values.yaml): no chart
 # writes it by itself, so it never collides with a chart's own part-of label.

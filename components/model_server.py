@@ -26,14 +26,41 @@ from components.labels import (
     WORKER_ROLE,
     common_labels,
 )
-from components.planning.types import ModelPlan, PoolPlan
-from components.planning.vllm import VLLM_VERSION
+from components.planning.types import ModelPlan, NetworkPlan, PoolPlan
+from components.planning.vllm import RUNTIME_ENV, RUNTIME_HOME, VLLM_VERSION
+from components.weights_download import job_spec
 
 PORT = 8000
 CACHE_MOUNT = "/models-cache"
 HF_TOKEN_KEY = "token"
+# Pod Security `restricted`: the image (vllm/vllm-openai, docker/Dockerfile: no USER, entrypoint `vllm serve`)
+# runs as root unless told otherwise, so the pod names a non-root uid; the image has no passwd entry for it.
+RUN_AS_ID = 1000
+# The root filesystem is read-only; HOME (vLLM's ~/.cache/vllm compile cache and ~/.config/vllm, Triton's
+# ~/.triton, FlashInfer's JIT cache, outlines) and /tmp (torch inductor, vLLM's IPC sockets) are emptyDirs.
+HOME_MOUNT = RUNTIME_HOME
+TMP_MOUNT = "/tmp"
+# Compile caches (torch.compile, Triton, FlashInfer JIT) reach a few GiB; a bound keeps a runaway from filling
+# the node's disk (the kubelet evicts the pod instead).
+HOME_GIB = 10
+TMP_GIB = 10
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_ID,
+    "runAsGroup": RUN_AS_ID,
+    # The weights claim becomes writable by the group; OnRootMismatch skips re-chowning 100 GiB on every start.
+    "fsGroup": RUN_AS_ID,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 # Multi-node: the leader's rendezvous port for vLLM's multiprocessing launcher.
 MASTER_PORT = 29500
+REPLACE_UNREADY = "pulumi.com/replaceUnready"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # Out of the Service after 3 failed health checks; restarted only after 2 minutes without an answer, since a
 # long prefill can hold /health past a few seconds.
@@ -49,6 +76,7 @@ class VllmModelArgs:
     pool: PoolPlan
     namespace: str
     hf_token_secret: str
+    network: NetworkPlan
     # The pinned release, or the stack's own build by digest (components/vllm_image.py).
     image: pulumi.Input[str] = VLLM_IMAGE
 
@@ -108,13 +136,18 @@ def http_probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[
 
 
 def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_secret: str) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in model.env.items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**model.env, **RUNTIME_ENV}.items()]
     env += [
         {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/huggingface"},
         {
             "name": "HF_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY, "optional": True}},
         },
+    ]
+    # Not optional: a missing Secret or key keeps the pod from starting, naming it, instead of a server without it.
+    env += [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
+        for k, ref in model.secret_env.items()
     ]
     spec: dict[str, Any] = {
         "name": "vllm",
@@ -124,8 +157,11 @@ def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_se
         "args": serve_command(model, role),
         "env": env,
         "resources": pod_resources(model),
+        "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "home", "mountPath": HOME_MOUNT},
+            {"name": "tmp", "mountPath": TMP_MOUNT},
             {"name": "weights-cache", "mountPath": CACHE_MOUNT},
         ],
         "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", drain_script(model)]}}},
@@ -171,9 +207,14 @@ def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
         "nodeSelector": {POOL_LABEL: pool.name},
         # No <SERVICE>_PORT variables: a Service named `vllm...` would inject VLLM_PORT, which vLLM reads as its own.
         "enableServiceLinks": False,
+        # vLLM never calls the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "securityContext": POD_SECURITY,
         "terminationGracePeriodSeconds": model.pod.termination_grace_seconds,
         "volumes": [
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{model.pod.shm_gib}Gi"}},
+            {"name": "home", "emptyDir": {"sizeLimit": f"{HOME_GIB}Gi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_GIB}Gi"}},
             cache_volume(model),
         ],
         "topologySpreadConstraints": [
@@ -257,6 +298,21 @@ class VllmModel(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, protect=model.cache.protect),
             )
             depends.append(self.cache)
+            if model.cache.download == "job":
+                # The servers run offline: they start once the Job has filled the claim (Pulumi waits for it).
+                server_pod = pod_spec(args, "single")
+                self.download = k8s.batch.v1.Job(
+                    f"{name}-weights",
+                    # A failed download is retried by replacing the Job on the next `pulumi up`.
+                    metadata={**meta, "name": f"{model.name}-weights", "annotations": {REPLACE_UNREADY: "true"}},
+                    spec=job_spec(model, args.pool, args.network, args.image, server_pod, server_pod["containers"][0]),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[self.cache],
+                        custom_timeouts=pulumi.CustomTimeouts(create=f"{model.pod.startup_seconds}s"),
+                    ),
+                )
+                depends.append(self.download)
         # An HPA owns the replica count of autoscaled models; Pulumi must not fight it on update.
         ignored = ["spec.replicas"] if model.autoscaling else []
         workload_opts = pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=ignored)

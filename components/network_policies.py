@@ -1,8 +1,8 @@
 """NetworkPolicies of the serving namespace: deny by default, then only the paths the design needs.
 
 API gateway (Envoy proxies) -> LLM gateway -> model servers; Prometheus -> metrics ports; members of a
-LeaderWorkerSet group <-> each other; DNS for everyone; model servers out to the Hugging Face Hub
-(HTTPS) for weights; the router out to the Kubernetes API for pod discovery.
+LeaderWorkerSet group <-> each other; DNS to the cluster DNS pods only; the weights download (a Job, or
+servers with per-pod caches) out to the weights source only; the router out to the Kubernetes API.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from components.labels import (
     PROJECT,
     ROLE_LABEL,
     SERVER_ROLE,
+    WEIGHTS_DOWNLOAD_COMPONENT,
 )
 from components.model_server import PORT as MODEL_PORT
-from components.planning.types import ClusterPlan
+from components.planning.types import ClusterPlan, NetworkPlan
 
 # The Kubernetes API as pods reach it: the kubernetes Service (443) and the API servers behind it (6443).
 KUBERNETES_API_PORTS = (443, 6443)
-HTTPS_PORT = 443
+DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 GATEWAY_PODS = {COMPONENT_LABEL: GATEWAY_COMPONENT}
 MODEL_PODS = {COMPONENT_LABEL: MODEL_SERVER_COMPONENT}
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
@@ -74,7 +75,7 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
         "allow-dns": {
             "podSelector": {},
             "policyTypes": ["Egress"],
-            "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}],
+            "egress": [{"to": dns_peers(plan.network), "ports": DNS_PORTS}],
         },
         "llm-gateway": {
             "podSelector": {"matchLabels": GATEWAY_PODS},
@@ -92,9 +93,10 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
                 {"from": [{"podSelector": {"matchLabels": GATEWAY_PODS}}], "ports": tcp(MODEL_PORT)},
                 {"from": [prometheus], "ports": tcp(MODEL_PORT)},
             ],
-            # Weights come from the Hugging Face Hub over HTTPS.
-            "egress": [{"to": ANYWHERE, "ports": tcp(HTTPS_PORT)}],
+            # Nothing outside the namespace: the weights come from the download Job (or each pod's own, below).
+            "egress": [],
         },
+        **download_policies(plan),
     }
     for model in plan.models:
         if model.nodes_per_replica > 1:
@@ -106,6 +108,38 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
                 "ingress": [{"from": [group]}],
                 "egress": [{"to": [group]}],
             }
+    return specs
+
+
+def dns_peers(network: NetworkPlan) -> list[dict[str, Any]]:
+    """The cluster DNS pods, and the addresses that answer outside any pod (NodeLocal DNSCache)."""
+    pods = {**namespace_is(network.dns_namespace), "podSelector": {"matchLabels": network.dns_pod_labels}}
+    return [pods, *({"ipBlock": {"cidr": cidr}} for cidr in network.dns_cidrs)]
+
+
+def download_policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
+    """Egress to the weights source for the pods that download: the Jobs, and servers with per-pod caches."""
+    network = plan.network
+    if not network.weights_cidrs:
+        return {}
+    egress = [{"to": [{"ipBlock": {"cidr": c}} for c in network.weights_cidrs], "ports": tcp(network.weights_port)}]
+    specs: dict[str, dict[str, Any]] = {}
+    if any(m.cache.download == "job" for m in plan.models):
+        specs["weights-download-jobs"] = {
+            "podSelector": {"matchLabels": {COMPONENT_LABEL: WEIGHTS_DOWNLOAD_COMPONENT}},
+            "policyTypes": ["Egress"],
+            "egress": egress,
+        }
+    downloading = sorted(m.name for m in plan.models if m.cache.download == "pod")
+    if downloading:
+        specs["weights-download-servers"] = {
+            "podSelector": {
+                "matchLabels": MODEL_PODS,
+                "matchExpressions": [{"key": MODEL_LABEL, "operator": "In", "values": downloading}],
+            },
+            "policyTypes": ["Egress"],
+            "egress": egress,
+        }
     return specs
 
 

@@ -5,13 +5,15 @@ Only builds the pack (constructing it starts the policy gRPC server); the rules 
 
 import sys
 from pathlib import Path
+from typing import Any
 
-# The rules read the label names the components write (components/labels.py) from the project root.
+# The rules read the label names and route table the components write (components/) from the project root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import (
     EnforcementLevel,
     PolicyPack,
+    PolicyResourceOptions,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -21,9 +23,21 @@ from pulumi_policy import (
 from rules import RESOURCE_RULES, STACK_RULES, Resource, ResourceRule, StackRule
 
 
+def resource_options(opts: PolicyResourceOptions | None) -> dict[str, Any]:
+    """The options the rules read, under the names the offline run records them (render.py's Registration)."""
+    if opts is None:
+        return {}
+    return {
+        "protect": bool(opts.protect),
+        "ignore_changes": sorted(opts.ignore_changes or []),
+        "delete_before_replace": bool(opts.delete_before_replace),
+    }
+
+
 def resource_policy(name: str, rule: ResourceRule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for message in rule(Resource(args.resource_type, args.name, dict(args.props))):
+        resource = Resource(args.resource_type, args.name, dict(args.props), resource_options(args.opts))
+        for message in rule(resource):
             report_violation(message, None)
 
     return ResourceValidationPolicy(
@@ -34,7 +48,7 @@ def resource_policy(name: str, rule: ResourceRule) -> ResourceValidationPolicy:
 
 def stack_policy(name: str, rule: StackRule) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        resources = [Resource(r.resource_type, r.name, dict(r.props)) for r in args.resources]
+        resources = [Resource(r.resource_type, r.name, dict(r.props), resource_options(r.opts)) for r in args.resources]
         for message in rule(resources):
             report_violation(message, None)
 

@@ -1,16 +1,37 @@
-"""The policy pack's rules as pure functions over resources (type token + inputs), so pytest runs them too.
+"""The policy pack's rules as pure functions over resources (type token, inputs, options), so pytest runs them too.
 
 A resource rule takes one resource and returns its violations (empty = compliant); a stack rule takes
-every resource of the stack. `policy/__main__.py` wraps them into a CrossGuard PolicyPack.
+every resource of the stack. `policy/__main__.py` wraps them into a CrossGuard PolicyPack. The rules of issue 13's
+security classes live by concern: pod_rules.py (Pod Security `restricted`, from pod_security.py; service links;
+API tokens; the serving namespace's level), exposure_rules.py (ingress peers, HTTPRoute paths), data_rules.py
+(`protect` on claims and namespaces); secrets in env and args are checked here. stack_resources.py holds
+Resource and the pod-template readers they share.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from data_rules import claims_are_protected, namespaces_holding_data_are_protected
+from exposure_rules import no_namespace_wide_ingress, routes_expose_only_inference_paths
+from pod_rules import (
+    api_tokens_only_for_bound_accounts,
+    pods_are_restricted,
+    pods_have_no_service_links,
+    serving_namespace_enforces_restricted,
+)
+from stack_resources import (
+    HELM_RELEASE,
+    Resource,
+    ResourceRule,
+    StackRule,
+    containers,
+    pod_templates,
+    template_labels,
+)
+
+from components.credentials import SECRET_FLAG, SECRET_NAME, SECRET_VALUE, is_literal
 from components.labels import (
     COMPONENT_LABEL,
     GATEWAY_COMPONENT,
@@ -18,63 +39,11 @@ from components.labels import (
     GPUS_PER_REPLICA_ANNOTATION,
     MODEL_SERVER_COMPONENT,
     POOL_GPUS_ANNOTATION,
+    WEIGHTS_DOWNLOAD_COMPONENT,
 )
 from components.labels import GPU_RESOURCE as GPU
 
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
-# Values that look like credentials: OpenAI-style and Hugging Face keys, private keys, bearer tokens.
-SECRET_VALUE = re.compile(
-    r"(^|\s)(sk-[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|Bearer\s+\S{16,})"
-)
-SECRET_NAME = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Resource:
-    type: str
-    name: str
-    props: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.props.get("kind") or self.type.rsplit(":", 1)[-1])
-
-    @property
-    def namespace(self) -> str:
-        return str((self.props.get("metadata") or {}).get("namespace") or "")
-
-    @property
-    def object_name(self) -> str:
-        return str((self.props.get("metadata") or {}).get("name") or self.name)
-
-
-ResourceRule = Callable[[Resource], list[str]]
-StackRule = Callable[[list[Resource]], list[str]]
-
-
-# ---------------------------------------------------------------- pod templates
-
-
-def pod_templates(resource: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(role, pod template) of a workload: Deployment-like templates and LeaderWorkerSet leader/worker."""
-    spec = resource.props.get("spec") or {}
-    if resource.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job") and "template" in spec:
-        yield "pod", spec["template"]
-    elif resource.kind == "LeaderWorkerSet":
-        group = spec.get("leaderWorkerTemplate") or {}
-        if "leaderTemplate" in group:
-            yield "leader", group["leaderTemplate"]
-        if "workerTemplate" in group:
-            yield "worker", group["workerTemplate"]
-
-
-def containers(template: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = template.get("spec") or {}
-    return list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-
-
-def template_labels(template: dict[str, Any]) -> dict[str, str]:
-    return dict((template.get("metadata") or {}).get("labels") or {})
+__all__ = ["RESOURCE_RULES", "STACK_RULES", "Resource", "ResourceRule", "StackRule", "check"]
 
 
 def _number(value: Any) -> float:
@@ -154,18 +123,49 @@ def no_load_balancer_services(resource: Resource) -> list[str]:
     return []
 
 
-def no_secret_values_in_env_or_config_maps(resource: Resource) -> list[str]:
-    violations = []
+def _env_secrets(container: Mapping[str, Any]) -> list[str]:
+    found = []
+    for env in container.get("env") or []:
+        name, value = str(env.get("name") or ""), env.get("value")
+        if not is_literal(value):
+            continue
+        if SECRET_VALUE.search(value):
+            found.append(f"env {name} holds a credential-looking value")
+        elif SECRET_NAME.search(name):
+            found.append(f"env {name} is named like a secret but holds a literal value")
+    return found
+
+
+def _arg_secrets(container: Mapping[str, Any]) -> list[str]:
+    """Credentials in command/args: a token-looking word, or a secret-named flag (--api-key X, --api-key=X, also
+    inside one item such as a shell command) with a literal value."""
+    words = [
+        w for item in [*(container.get("command") or []), *(container.get("args") or [])] for w in str(item).split()
+    ]
+    found: list[str] = []
+    consumed: set[int] = set()  # words read as a secret flag's value
+    for index, word in enumerate(words):
+        flag, equals, value = word.partition("=")
+        if not equals:
+            value = words[index + 1] if index + 1 < len(words) and not words[index + 1].startswith("-") else ""
+        if SECRET_FLAG.match(flag) and is_literal(value):
+            found.append(f"args flag {flag} has a literal value")
+            consumed.add(index + 1)
+        elif SECRET_VALUE.search(word) and index not in consumed:
+            found.append("command/args hold a credential-looking value")
+    return found
+
+
+def no_secret_values_in_env_args_or_config_maps(resource: Resource) -> list[str]:
+    """No credential in a container's env values, command or args, or in a ConfigMap: they belong in Secrets, read
+    through env valueFrom.secretKeyRef (and $(VAR) in args). Messages never repeat the value."""
+    violations: list[str] = []
     for _, template in pod_templates(resource):
         for c in containers(template):
-            for env in c.get("env") or []:
-                value = env.get("value")
-                named = SECRET_NAME.search(env.get("name", "")) and isinstance(value, str) and len(value) >= 16
-                if isinstance(value, str) and (SECRET_VALUE.search(value) or named):
-                    violations.append(
-                        f"{resource.object_name}/{c.get('name')}: env {env.get('name')} holds a literal secret; "
-                        "use valueFrom.secretKeyRef"
-                    )
+            violations.extend(
+                f"{resource.object_name}/{c.get('name')}: {problem}; use valueFrom.secretKeyRef (and $(VAR) in args)"
+                for problem in _env_secrets(c) + _arg_secrets(c)
+            )
     if resource.kind == "ConfigMap":
         for key, value in (resource.props.get("data") or {}).items():
             if isinstance(value, str) and SECRET_VALUE.search(value):
@@ -202,8 +202,11 @@ def model_servers_have_probes(resource: Resource) -> list[str]:
 
 
 def only_gpu_pods_tolerate_gpu_taints(resource: Resource) -> list[str]:
+    """Except a weights download, which binds a ReadWriteOnce claim to the GPU node its servers will mount it on."""
     violations = []
     for _, template in pod_templates(resource):
+        if template_labels(template).get(COMPONENT_LABEL) == WEIGHTS_DOWNLOAD_COMPONENT:
+            continue
         tolerations = (template.get("spec") or {}).get("tolerations") or []
         if not any(t.get("key") == GPU_TAINT_KEY for t in tolerations):
             continue
@@ -298,7 +301,7 @@ RESOURCE_RULES: dict[str, ResourceRule] = {
     "containers-have-requests-and-limits": containers_have_requests_and_limits,
     "images-are-pinned": images_are_pinned,
     "no-load-balancer-services": no_load_balancer_services,
-    "no-secret-values-in-env-or-config-maps": no_secret_values_in_env_or_config_maps,
+    "no-secret-values-in-env-args-or-config-maps": no_secret_values_in_env_args_or_config_maps,
     "monitoring-is-persistent": monitoring_is_persistent,
     "model-servers-have-probes": model_servers_have_probes,
     "only-gpu-pods-tolerate-gpu-taints": only_gpu_pods_tolerate_gpu_taints,
@@ -306,10 +309,20 @@ RESOURCE_RULES: dict[str, ResourceRule] = {
     "gateways-run-as-non-root": gateways_run_as_non_root,
     "volumes-have-a-storage-class": volumes_have_a_storage_class,
     "namespaces-enforce-pod-security": namespaces_enforce_pod_security,
+    # Issue 13's classes: pod hardening, ingress by namespace, route exposure, unprotected claims (secrets in env
+    # and args: no-secret-values-in-env-args-or-config-maps above).
+    "pods-are-restricted": pods_are_restricted,
+    "pods-have-no-service-links": pods_have_no_service_links,
+    "no-namespace-wide-ingress": no_namespace_wide_ingress,
+    "routes-expose-only-inference-paths": routes_expose_only_inference_paths,
+    "claims-are-protected": claims_are_protected,
 }
 STACK_RULES: dict[str, StackRule] = {
     "every-workload-namespace-has-a-network-policy": every_workload_namespace_has_a_network_policy,
     "multi-replica-workloads-have-a-pdb": multi_replica_workloads_have_a_pdb,
+    "api-tokens-only-for-bound-accounts": api_tokens_only_for_bound_accounts,
+    "serving-namespace-enforces-restricted": serving_namespace_enforces_restricted,
+    "namespaces-holding-data-are-protected": namespaces_holding_data_are_protected,
 }
 
 

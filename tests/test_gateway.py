@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
 
 from components.api_gateway import CLIENT_HEADER, CLIENT_KEYS_SECRET, GATEWAY, UPSTREAM_CREDENTIAL
+from components.gateway import CONFIG_HASH_ANNOTATION
+from components.gateway_config import AUTH_MODULE, INFERENCE_KEY_ENV, INFERENCE_ROUTES_ENV
 from components.spec import SpecError, load_cluster_spec
 from components.stacks import load_stack, plan_for
+from components.tools.render import EchoMocks, run_program
 from testbed.stacks import STACKS, rendered, stack_config
+
+# How the Pulumi SDK marks a secret on the wire: what reaches the state and the preview encrypted or masked.
+PULUMI_SECRET = "4dabf18193072939515e22adb298388d"
 
 
 def objects(stack: str, kind: str) -> dict[str, dict[str, Any]]:
@@ -40,16 +48,49 @@ def test_llm_gateway_deployment_service_pdb_and_cpu_hpa(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "litellm"])
-def test_litellm_runs_without_a_database_and_with_its_master_key_from_a_secret(stack: str) -> None:
+def test_litellm_runs_without_a_database_with_its_keys_from_secrets_and_its_auth_hook(stack: str) -> None:
     (container,) = objects(stack, "Deployment")["llm-gateway"]["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert "DATABASE_URL" not in env
     assert env["LITELLM_MASTER_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "litellm-master-key"
+    assert env[INFERENCE_KEY_ENV]["valueFrom"]["secretKeyRef"]["name"] == "litellm-inference-key"
+    assert env[INFERENCE_ROUTES_ENV]["value"] == ",".join(plan_for(load_stack(stack)).gateway.routes)
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"]["value"] == "True"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health/liveliness"
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
-    config = objects(stack, "ConfigMap")["llm-gateway-config"]["data"]["config.yaml"]
-    assert "hosted_vllm/" in config and "sk-" not in config  # the key never sits in a ConfigMap
+    files = objects(stack, "ConfigMap")["llm-gateway-config"]["data"]
+    assert set(files) == {"config.yaml", AUTH_MODULE.name}
+    assert files[AUTH_MODULE.name] == AUTH_MODULE.read_text()  # the hook ships from its source, unchanged
+    assert "custom_auth: litellm_auth.user_api_key_auth" in files["config.yaml"]
+    assert "hosted_vllm/" in files["config.yaml"] and "sk-" not in files["config.yaml"]  # no key in a ConfigMap
+    secrets = objects(stack, "Secret")
+    assert secrets["litellm-inference-key"]["stringData"] == {"inference-key": "<secret>"}
+    assert secrets["litellm-master-key"]["stringData"] == {"master-key": "<secret>"}
+
+
+def test_envoy_injects_the_inference_key_and_never_the_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prod run once more with each generated value named after its resource, so the injected credential shows
+    which key it holds; every key-holding Secret is a Pulumi secret, and only LiteLLM's pod names the master
+    key's Secret."""
+    echo = EchoMocks.new_resource
+
+    def named(self: EchoMocks, args: Any) -> tuple[str, dict[str, Any]]:
+        resource_id, state = echo(self, args)
+        if args.typ.startswith("random:"):
+            state["result"] = f"<{args.name}>"
+        return resource_id, state
+
+    monkeypatch.setattr(EchoMocks, "new_resource", named)
+    run = run_program(stack_config("prod"))
+    secrets = {r.inputs["metadata"]["name"]: r.inputs["stringData"] for r in run.of_type("kubernetes:core/v1:Secret")}
+    assert all(PULUMI_SECRET in data for data in secrets.values())
+    assert secrets[UPSTREAM_CREDENTIAL]["value"] == {"credential": "Bearer sk-<llm-gateway-inference-key>"}
+    assert secrets["litellm-inference-key"]["value"] == {"inference-key": "sk-<llm-gateway-inference-key>"}
+    assert secrets["litellm-master-key"]["value"] == {"master-key": "sk-<llm-gateway-master-key>"}
+    naming_master = {
+        f"{o['kind']}/{o['metadata']['name']}" for o in run.manifests if "litellm-master-key" in json.dumps(o)
+    }
+    assert naming_master == {"Secret/litellm-master-key", "Deployment/llm-gateway"}
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "vllm-router"])
@@ -96,7 +137,23 @@ def test_api_gateway_owns_client_keys_and_rate_limits(stack: str) -> None:
     assert ("http" in listeners) == bool(config["auth"].get("allowPlainHttp"))
     injected = UPSTREAM_CREDENTIAL in objects(stack, "HTTPRouteFilter")
     assert injected == (gateway_kind(stack) == "litellm")
+    if injected:  # a client's own x-litellm-api-key would displace the injected key
+        assert {"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": ["x-litellm-api-key"]}} in route[
+            "rules"
+        ][0]["filters"]
     assert rendered(stack).exports["clientKeys"] is not None
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "vllm-router"])
+def test_only_envoy_reaches_the_routers_api_port(stack: str) -> None:
+    """vllm-router checks no key and serves worker management on its API port (tests/test_router_live.py): only
+    Envoy's pods reach that port; Prometheus reaches the separate metrics port only."""
+    plan = plan_for(load_stack(stack))
+    assert plan.gateway.metrics_port != plan.gateway.port
+    ingress = objects(stack, "NetworkPolicy")["llm-gateway"]["spec"]["ingress"]
+    api = [rule for rule in ingress if {"protocol": "TCP", "port": plan.gateway.port} in rule["ports"]]
+    assert len(api) == 1 and len(api[0]["from"]) == 1
+    assert api[0]["from"][0]["podSelector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"] == GATEWAY
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -200,3 +257,12 @@ def test_vllm_router_with_a_rerank_model_is_refused_by_the_plan() -> None:
         "gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through (m serve rerank); "
         "use kind: litellm or leave kind out"
     ]
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "litellm"])
+def test_litellm_pods_roll_when_their_config_changes(stack: str) -> None:
+    """LiteLLM reads config.yaml and its auth hook once at start; the pod template carries their digest."""
+    data = objects(stack, "ConfigMap")["llm-gateway-config"]["data"]
+    template = objects(stack, "Deployment")["llm-gateway"]["spec"]["template"]
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    assert template["metadata"]["annotations"] == {CONFIG_HASH_ANNOTATION: digest}

@@ -1,75 +1,80 @@
-"""The real LiteLLM proxy and the real vllm-router, run from the configuration the program renders, in front
-of fake vLLM servers on 127.0.0.1. Every process is started and stopped here; every wait is bounded."""
+"""The real LiteLLM proxy, run from what the program renders (the ConfigMap's config.yaml and custom auth hook, the
+container's environment) in front of fake vLLM servers on 127.0.0.1: inference with the key Envoy injects, and
+nothing else with it. Every process is started and stopped here; every wait is bounded.
+vllm-router: tests/test_router_live.py."""
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-from pathlib import Path
+import time
 from typing import Any
 
 import pytest
 import yaml
 
+from components.gateway_config import INFERENCE_ROUTES_ENV
 from components.planning.types import ClusterPlan
-from testbed.gateways import loopback_router_args
-from testbed.processes import VENV_BIN, fake_vllm, free_port, running, start, stop, wait_http
+from testbed.gateways import litellm_env, litellm_files
+from testbed.http_client import chat, request, served_by
+from testbed.processes import VENV_BIN, fake_vllm, free_port, running, start, wait_http
+from testbed.routes import litellm_app_routes, route_admits
 from testbed.stacks import rendered
 
+STACK = "prod"
 MASTER_KEY = "sk-test-master-key-0123456789"
+INFERENCE_KEY = "sk-test-inference-key-0123456789"  # what Envoy injects
+# One request per inference path the plan serves (prod serves every task).
+INFERENCE_BODIES: dict[str, dict[str, Any] | None] = {
+    "/v1/models": None,
+    "/v1/chat/completions": chat("qwen2-5-32b-instruct"),
+    "/v1/completions": {"model": "qwen2-5-32b-instruct", "prompt": "hi", "max_tokens": 4},
+    "/v1/embeddings": {"model": "bge-m3", "input": ["a"]},
+    "/v1/rerank": {"model": "bge-reranker-v2-m3", "query": "q", "documents": ["x"]},
+}
+# Admin and management paths from LiteLLM's own route lists (litellm.proxy._types.LiteLLMRoutes), with the group
+# each comes from, plus the ones measured reachable through the old /v1 prefix (issue 13).
+MANAGEMENT = [
+    ("POST", "/key/generate", "key_management_routes"), ("GET", "/key/list", "key_management_routes"),
+    ("POST", "/user/new", "management_routes"), ("POST", "/team/new", "management_routes"),
+    ("POST", "/model/new", "management_routes"), ("POST", "/model/delete", "management_routes"),
+    ("GET", "/model/info", "model_info_routes"), ("GET", "/v1/model/info", "model_info_routes"),
+    ("GET", "/global/spend", "global_spend_tracking_routes"), ("GET", "/spend/logs", "spend_tracking_routes"),
+    ("POST", "/global/spend/reset", "master_key_only_routes"), ("GET", "/v1/mcp/server", "mcp_management_routes"),
+    ("POST", "/mcp", "mcp_inference_routes"), ("GET", "/mcp-rest/tools/list", "mcp_inference_routes"),
+    ("POST", "/v1/vector_stores", "openai_routes"), ("GET", "/v1/files", "openai_routes"),
+    ("GET", "/v1/batches", "openai_routes"), ("POST", "/v1/responses", "openai_routes"),
+    ("POST", "/chat/completions", "openai_routes"), ("GET", "/health", "info_routes"),
+    ("GET", "/get/config/callbacks", "admin_viewer_routes"), ("GET", "/config/yaml", "public_routes"),
+    ("POST", "/config/update", None), ("POST", "/credentials", None), ("POST", "/cache/flushall", None),
+]  # fmt: skip
 
 
-def request(
-    url: str, body: dict[str, Any] | None = None, key: str | None = None, timeout: float = 60
-) -> tuple[int, dict[str, str], bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+def rendered_object(kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in rendered(STACK).manifests if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
 
 
-def served_by(body: bytes) -> str:
-    """The stand-in names itself at the end of every answer: "... [a1]"."""
-    content = json.loads(body)["choices"][0]["message"]["content"]
-    return str(content.rsplit("[", 1)[1].rstrip("]"))
-
-
-def chat(model: str, stream: bool = False) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16, "stream": stream}
-
-
-# ---------------------------------------------------------------- LiteLLM
-
-
-def rendered_litellm_config(stack: str) -> dict[str, Any]:
-    (config_map,) = [
-        o
-        for o in rendered(stack).manifests
-        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "llm-gateway-config"
-    ]
-    return dict(yaml.safe_load(config_map["data"]["config.yaml"]))
+def rendered_env() -> dict[str, dict[str, Any]]:
+    (container,) = rendered_object("Deployment", "llm-gateway")["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
 
 
 @pytest.fixture(scope="module")
 def litellm(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """prod's rendered LiteLLM config; api_base rewritten to two stand-ins, one failing every other request."""
+    """prod's rendered ConfigMap files and environment; api_base rewritten to two stand-ins, one failing every
+    other request; test keys in place of the Secrets'."""
     tmp = tmp_path_factory.mktemp("litellm")
-    config = rendered_litellm_config("prod")
+    files = rendered_object("ConfigMap", "llm-gateway-config")["data"]
+    config = yaml.safe_load(files["config.yaml"])
     flaky_model = "t-lite-it-1-0"
     names = [m["model_name"] for m in config["model_list"]]
     main_port, flaky_port, proxy_port = free_port(), free_port(), free_port()
     for entry in config["model_list"]:
         port = flaky_port if entry["model_name"] == flaky_model else main_port
         entry["litellm_params"]["api_base"] = f"http://127.0.0.1:{port}/v1"  # the only change
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    config_path = litellm_files(files, config, tmp)
     (tmp / "prometheus").mkdir()
+    env = litellm_env(MASTER_KEY, INFERENCE_KEY, rendered_env()[INFERENCE_ROUTES_ENV]["value"], tmp / "prometheus")
     processes = [
         fake_vllm(main_port, [n for n in names if n != flaky_model], "main", tmp / "main.log"),
         fake_vllm(flaky_port, [flaky_model], "flaky", tmp / "flaky.log", fail_every=2),
@@ -77,52 +82,40 @@ def litellm(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with running(processes):
         for port, log in ((main_port, "main.log"), (flaky_port, "flaky.log")):
             wait_http(f"http://127.0.0.1:{port}/health", 30, log=tmp / log)
-        proxy = start(
-            [
-                str(VENV_BIN / "litellm"),
-                "--config",
-                str(tmp / "config.yaml"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(proxy_port),
-                "--num_workers",
-                "1",
-            ],
-            tmp / "litellm.log",
-            env={
-                "LITELLM_MASTER_KEY": MASTER_KEY,
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
-            },
-        )
+        args = ["--config", str(config_path), "--host", "127.0.0.1", "--port", str(proxy_port), "--num_workers", "1"]
+        proxy = start([str(VENV_BIN / "litellm"), *args], tmp / "litellm.log", env=env)
         processes.append(proxy)
         wait_http(f"http://127.0.0.1:{proxy_port}/health/liveliness", 120, proxy, tmp / "litellm.log")
-        yield {"url": f"http://127.0.0.1:{proxy_port}", "main": main_port, "flaky": flaky_port, "config": config}
+        yield {"url": f"http://127.0.0.1:{proxy_port}", "flaky": flaky_port, "config": config, "env": env}
 
 
-def test_litellm_config_is_the_rendered_one_with_no_database(litellm: Any) -> None:
+def test_litellm_runs_the_rendered_config_and_environment_with_no_database(litellm: Any) -> None:
     config = litellm["config"]
     assert {e["litellm_params"]["model"].split("/")[0] for e in config["model_list"]} == {"hosted_vllm"}
     modes = {e["model_name"]: e["model_info"]["mode"] for e in config["model_list"]}
     assert modes["bge-m3"] == "embedding" and modes["bge-reranker-v2-m3"] == "rerank"
     assert "database_url" not in json.dumps(config).lower()
+    assert config["general_settings"]["custom_auth"] == "litellm_auth.user_api_key_auth"
+    assert set(litellm["env"]) == set(rendered_env())  # the pod's variables, no more, no fewer
 
 
-def test_litellm_refuses_requests_without_a_key(litellm: Any) -> None:
-    status, _, _ = request(f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct"))
-    assert status == 401
+@pytest.mark.parametrize("key", [None, "sk-some-client-key-0123456789", MASTER_KEY])
+def test_litellm_refuses_inference_without_the_inference_key(litellm: Any, key: str | None) -> None:
+    """No key, a client's key (Envoy strips it, but a pod could send one) and even the master key: 401."""
+    for path, body in INFERENCE_BODIES.items():
+        status, _, answer = request(f"{litellm['url']}{path}", body, key)
+        assert status == 401, (path, answer[:300])
 
 
-def test_litellm_serves_chat_with_the_master_key(litellm: Any) -> None:
-    status, _, body = request(f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct"), MASTER_KEY)
+def test_litellm_serves_chat_with_the_inference_key(litellm: Any) -> None:
+    status, _, body = request(f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct"), INFERENCE_KEY)
     assert status == 200
     assert served_by(body) == "main"
 
 
 def test_litellm_streams_to_done(litellm: Any) -> None:
     status, headers, body = request(
-        f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct", stream=True), MASTER_KEY
+        f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct", stream=True), INFERENCE_KEY
     )
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     events = [line for line in body.decode().splitlines() if line.startswith("data: ")]
@@ -130,20 +123,17 @@ def test_litellm_streams_to_done(litellm: Any) -> None:
 
 
 def test_litellm_embeddings_and_rerank(litellm: Any) -> None:
-    status, _, body = request(f"{litellm['url']}/v1/embeddings", {"model": "bge-m3", "input": ["a", "b"]}, MASTER_KEY)
-    assert status == 200 and len(json.loads(body)["data"]) == 2
-    status, _, body = request(
-        f"{litellm['url']}/v1/rerank",
-        {"model": "bge-reranker-v2-m3", "query": "q", "documents": ["x", "y", "z"]},
-        MASTER_KEY,
-    )
-    assert status == 200 and len(json.loads(body)["results"]) == 3
+    url, body = litellm["url"], {"model": "bge-m3", "input": ["a", "b"]}
+    status, _, answer = request(f"{url}/v1/embeddings", body, INFERENCE_KEY)
+    assert status == 200 and len(json.loads(answer)["data"]) == 2
+    body = {"model": "bge-reranker-v2-m3", "query": "q", "documents": ["x", "y", "z"]}
+    status, _, answer = request(f"{url}/v1/rerank", body, INFERENCE_KEY)
+    assert status == 200 and len(json.loads(answer)["results"]) == 3
 
 
 def test_litellm_retries_through_a_backend_that_fails_every_other_request(litellm: Any) -> None:
-    statuses = [
-        request(f"{litellm['url']}/v1/chat/completions", chat("t-lite-it-1-0"), MASTER_KEY)[0] for _ in range(10)
-    ]
+    url = f"{litellm['url']}/v1/chat/completions"
+    statuses = [request(url, chat("t-lite-it-1-0"), INFERENCE_KEY)[0] for _ in range(10)]
     assert statuses == [200] * 10
     _, _, stats = request(f"http://127.0.0.1:{litellm['flaky']}/_stats")
     assert json.loads(stats)["counts"]["/v1/chat/completions"] > 10  # the failures happened and were retried
@@ -155,64 +145,53 @@ def test_litellm_probes_and_metrics_need_no_key(litellm: Any) -> None:
     assert status == 200 and b"litellm_" in body
 
 
-# ---------------------------------------------------------------- vllm-router
-
-
-def plan_of(stack: str) -> ClusterPlan:
-    return ClusterPlan.model_validate(rendered(stack).exports["plan"])
-
-
-def test_vllm_router_routes_each_model_to_its_workers_and_survives_a_dead_worker(tmp_path: Path) -> None:
-    plan = plan_of("example-multinode")  # vllm-router, two models: multi-model (IGW) mode
-    model_a, model_b = (m.name for m in plan.models)
-    args = loopback_router_args(plan, port := free_port(), free_port())
-    assert "--enable-igw" in args and args[args.index("--policy") + 1] == plan.gateway.routing_policy
-    ports = {"a1": free_port(), "a2": free_port(), "b1": free_port()}
-    workers = {
-        name: fake_vllm(port, [model_a if name.startswith("a") else model_b], name, tmp_path / f"{name}.log")
-        for name, port in ports.items()
-    }
-    with running(list(workers.values())):
-        for name, worker_port in ports.items():
-            wait_http(f"http://127.0.0.1:{worker_port}/health", 30, log=tmp_path / f"{name}.log")
-        router = start([str(VENV_BIN / "vllm-router"), *args], tmp_path / "router.log")
-        with running([router]):
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/liveness", 30, router, tmp_path / "router.log")
-            # What pod discovery does in the cluster: register each model-server pod.
-            for worker_port in ports.values():
-                status, _, body = request(f"{url}/workers", {"url": f"http://127.0.0.1:{worker_port}"})
-                assert status < 300, body
-
-            served: dict[str, set[str]] = {model_a: set(), model_b: set()}
-            for model in (model_a, model_b) * 4:
-                status, _, body = request(f"{url}/v1/chat/completions", chat(model))
-                assert status == 200
-                served[model].add(served_by(body))
-            # Each model only ever reaches its own workers (cache_aware may keep one of a model's two).
-            assert served[model_a] <= {"a1", "a2"} and served[model_a]
-            assert served[model_b] == {"b1"}
-
-            status, _, body = request(f"{url}/v1/chat/completions", chat(model_a, stream=True))
-            assert status == 200 and body.decode().rstrip().endswith("data: [DONE]")
-
-            # Kill a worker that has been serving model A; the router must carry on with the other.
-            stop(workers[sorted(served[model_a])[0]])
-            statuses = [request(f"{url}/v1/chat/completions", chat(model_a))[0] for _ in range(10)]
-            assert statuses == [200] * 10
-
-
 def test_every_path_the_route_admits_answers_through_litellm(litellm: Any) -> None:
     """The real LiteLLM behind prod's route table: each admitted path serves inference with the injected key."""
-    bodies: dict[str, dict[str, Any] | None] = {
-        "/v1/models": None,
-        "/v1/chat/completions": chat("qwen2-5-32b-instruct"),
-        "/v1/completions": {"model": "qwen2-5-32b-instruct", "prompt": "hi", "max_tokens": 4},
-        "/v1/embeddings": {"model": "bge-m3", "input": ["a"]},
-        "/v1/rerank": {"model": "bge-reranker-v2-m3", "query": "q", "documents": ["x"]},
-    }
-    routes = plan_of("prod").gateway.routes
-    assert set(routes) == set(bodies)
+    route = rendered_object("HTTPRoute", "llm-api")
+    routes = ClusterPlan.model_validate(rendered(STACK).exports["plan"]).gateway.routes
+    assert set(routes) == set(INFERENCE_BODIES)
+    assert rendered_env()[INFERENCE_ROUTES_ENV]["value"].split(",") == routes  # what the hook allows
     for path in routes:
-        status, _, body = request(f"{litellm['url']}{path}", bodies[path], MASTER_KEY)
+        assert route_admits(route, path)
+        status, _, body = request(f"{litellm['url']}{path}", INFERENCE_BODIES[path], INFERENCE_KEY)
         assert status == 200, (path, body[:300])
+
+
+@pytest.mark.parametrize(("method", "path", "group"), MANAGEMENT)
+def test_management_paths_refuse_the_injected_key(litellm: Any, method: str, path: str, group: str | None) -> None:
+    """Not routed by Envoy, and refused even to a pod that reaches LiteLLM directly with the injected key."""
+    from litellm.proxy._types import LiteLLMRoutes
+    from litellm.proxy.auth.route_checks import RouteChecks
+
+    if group is not None:
+        assert RouteChecks.check_route_access(path, LiteLLMRoutes[group].value)
+    assert method in litellm_app_routes()[path]
+    assert not route_admits(rendered_object("HTTPRoute", "llm-api"), path)
+    url = f"{litellm['url']}{path}"
+    body: dict[str, Any] | None = None if method == "GET" else {}
+    assert request(url, body, INFERENCE_KEY, timeout=15, method=method)[0] == 403
+    assert request(url, body, None, timeout=15, method=method)[0] == 401
+    assert request(url, body, MASTER_KEY, timeout=15, method=method)[0] == 401
+
+
+def test_the_injected_key_opens_nothing_beyond_inference(litellm: Any) -> None:
+    """Every route the LiteLLM app serves outside the inference paths: the injected key is refused (401/403), or
+    the route answers it exactly as it answers any other bearer token: probes, the UI's static and public pages,
+    and routes with an auth of their own (Lens workers check their own tokens, and have no database here)."""
+    url, routes = litellm["url"], litellm_app_routes()
+    assert len(routes) > 300
+    opened: dict[str, tuple[int, int]] = {}
+    deadline = time.monotonic() + 300
+    for path, methods in sorted(routes.items()):
+        assert time.monotonic() < deadline, f"the sweep of {len(routes)} routes is stuck at {path}"
+        if path in INFERENCE_BODIES:
+            continue
+        method = "GET" if "GET" in methods else sorted(methods)[0]
+        body: dict[str, Any] | None = None if method == "GET" else {}
+        with_key = request(f"{url}{path}", body, INFERENCE_KEY, timeout=15, method=method)[0]
+        if with_key in (401, 403):
+            continue
+        other = request(f"{url}{path}", body, "sk-not-a-key-0123456789", timeout=15, method=method)[0]
+        if with_key != other:
+            opened[f"{method} {path}"] = (with_key, other)
+    assert opened == {}, f"the injected key changes these answers (with it, with another key): {opened}"

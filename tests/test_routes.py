@@ -3,59 +3,27 @@ the plan's inference paths out of every route the real LiteLLM app serves and ev
 
 from __future__ import annotations
 
-import functools
-import os
-import re
 from typing import Any
 
 import pytest
 
 from components.stacks import load_stack, plan_for
+from testbed.routes import litellm_app_routes, route_admits
 from testbed.stacks import STACKS, rendered
 
 # The OpenAI-compatible inference API, and nothing else, is what a client key may call.
 INFERENCE = {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank"}
 # vllm-router's own endpoints (vllm-project/router README and src/routers): the OpenAI API plus worker
-# management, cache and load introspection, which must stay inside the cluster.
+# management, cache and load introspection, which must stay inside the cluster: the router answers them without
+# any key (tests/test_router_live.py).
 ROUTER_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/rerank",
-                "/v1/responses", "/generate", "/add_worker", "/remove_worker", "/list_workers", "/flush_cache",
-                "/get_loads", "/get_server_info", "/get_model_info", "/health", "/health_generate", "/liveness",
-                "/readiness", "/metrics"}  # fmt: skip
+                "/v1/responses", "/generate", "/add_worker", "/remove_worker", "/list_workers", "/workers",
+                "/workers/x", "/flush_cache", "/get_loads", "/get_server_info", "/get_model_info", "/health",
+                "/health_generate", "/liveness", "/readiness", "/metrics"}  # fmt: skip
 
 
-def route_admits(route: dict[str, Any], path: str) -> bool:
-    """Gateway API path matching (HTTPPathMatch): Exact, and PathPrefix by whole path elements."""
-    for rule in route["spec"]["rules"]:
-        for match in rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]:
-            kind, value = match["path"]["type"], match["path"]["value"]
-            if kind == "Exact" and path == value:
-                return True
-            if kind == "PathPrefix" and (path == value or path.startswith(value.rstrip("/") + "/")):
-                return True
-            if kind == "RegularExpression":
-                raise AssertionError(f"{value}: a regular expression route cannot be checked path by path")
-    return False
-
-
-@functools.cache
 def litellm_paths() -> frozenset[str]:
-    """Every path the real LiteLLM proxy app serves (its FastAPI routes, included routers walked), with path
-    parameters filled in so that they are concrete requests."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch from the internet on import
-    from litellm.proxy.proxy_server import app
-
-    def walk(routes: list[Any], prefix: str = "") -> set[str]:
-        found: set[str] = set()
-        for route in routes:
-            if hasattr(route, "path"):
-                found.add(prefix + route.path)
-            for attribute in ("router", "original_router"):
-                inner = getattr(route, attribute, None)
-                if inner is not None and isinstance(getattr(inner, "routes", None), list):
-                    found |= walk(inner.routes, prefix + getattr(route, "prefix", ""))
-        return found
-
-    return frozenset(re.sub(r"\{[^}]+\}", "x", p) for p in walk(app.routes))
+    return frozenset(litellm_app_routes())
 
 
 def http_route(stack: str) -> dict[str, Any]:

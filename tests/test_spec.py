@@ -680,7 +680,10 @@ def test_errors_never_use_pydantic_wording(mutate: Mutator) -> None:
 
 def test_not_a_mapping() -> None:
     error = problems([1, 2])
-    assert error.errors == ["llm-cluster:cluster: expected a mapping with pools and models, got list"]
+    assert error.errors == [
+        "llm-cluster:cluster: expected a mapping with pools and models, got list; indent its keys (pools:, models:, "
+        "...) under `llm-cluster:cluster:`"
+    ]
 
 
 # ---------------------------------------------------------------- stacks and round trip

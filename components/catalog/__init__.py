@@ -83,7 +83,7 @@ _CONFIG_FACTS = {
 }  # fmt: skip
 # Facts a config.json does not carry (or that the card adds); these stay in models.yaml.
 _ROW_FACTS = {"id", "task", "params_b", "checkpoint_dtype", "trust_remote_code", "vllm_args",
-              "yarn_original_max_position", "source"}  # fmt: skip
+              "yarn_original_max_position", "source", "gated", "gated_source"}  # fmt: skip
 ConfigStatus = Literal["shipped", "unverified", "missing"]
 
 
@@ -127,6 +127,18 @@ def _status(row: dict[str, Any], where: str) -> tuple[ConfigStatus, str]:
     return config["status"], str(config["reason"])
 
 
+def _check_gated(row: dict[str, Any], where: str) -> None:
+    """`gated: true` only with the model page that says so; a flag without a source is a guess."""
+    gated, source = row.get("gated", False), str(row.get("gated_source") or "")
+    if not isinstance(gated, bool):
+        raise CatalogError(f"{where}: gated: expected true or false, got {gated!r}")
+    page = f"https://huggingface.co/{row['id']}"
+    if gated and (source.split() or [""])[0].rstrip("/") != page:
+        raise CatalogError(f"{where}: gated: true needs gated_source starting with its model page {page}")
+    if source and not gated:
+        raise CatalogError(f"{where}: gated_source without gated: true; remove it or set gated: true")
+
+
 def _from_shipped_config(row: dict[str, Any], where: str) -> ModelArch:
     repeated = sorted(_CONFIG_FACTS & set(row))
     if repeated:
@@ -164,6 +176,7 @@ def load_model_catalog(path: Path = CATALOG_DIR / "models.yaml") -> dict[str, Mo
         if row["id"] in catalog or row["id"] in catalog.refused:
             raise CatalogError(f"{path}: model id {row['id']} appears twice")
         status, reason = _status(row, where)
+        _check_gated(row, where)
         if status == "missing":
             catalog.refused[row["id"]] = reason
         elif status == "unverified":

@@ -8,22 +8,42 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from components.catalog.config_values import ConfigValues
 from components.catalog.types import Attention, CatalogError, ModelArch, Task
 
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "nomic_bert", "distilbert", "electra", "deberta-v2", "modernbert"}
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+_AGAIN = "download the model's config.json again (UTF-8 JSON, from its Hugging Face repository)"
 
 
 def load_hf_config(path: Path, model_id: str, params_b: float | None = None) -> ModelArch:
     try:
-        cfg = json.loads(path.read_text())
+        cfg = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{path}: no such file; download the model's config.json there") from None
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except IsADirectoryError:
+        raise CatalogError(f"{path}: is a directory; give the path of the config.json file inside it") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc.strerror}); make it a readable file") from None
+    except ValueError as exc:  # a NUL in the path; not UTF-8; not JSON (JSONDecodeError is a ValueError)
+        raise CatalogError(_unreadable(path, exc)) from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be a config.json; {_AGAIN}") from None
     if not isinstance(cfg, dict):
-        raise CatalogError(f"{path}: expected a JSON object (an HF config.json)")
+        raise CatalogError(f"{path}: expected a JSON object (an HF config.json), got a {_json_type(cfg)}; {_AGAIN}")
     return arch_from_hf_config(cfg, model_id, params_b, source=str(path))
+
+
+def _unreadable(path: Path, exc: ValueError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{path}: not UTF-8 text (byte {exc.start}); {_AGAIN}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {_AGAIN}"
+    return f"{str(path)!r}: not a usable path ({exc}); give the path of the model's config.json"
+
+
+def _json_type(value: object) -> str:
+    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
 def arch_from_hf_config(
@@ -31,21 +51,23 @@ def arch_from_hf_config(
 ) -> ModelArch:
     """Read dense, GQA, MoE, MLA and nested `text_config` layouts (multimodal) into a ModelArch."""
     # The steps run in this order so that a config with several problems reports the same one first.
-    where = f"{source} of {model_id}"
-    architectures = cfg.get("architectures") or ["unknown"]
-    text, notes = _text_config(cfg)
-    model_type = str(text.get("model_type") or cfg.get("model_type") or "")
-    shape = _shape(text, where)
+    # Every value is read through ConfigValues, which refuses a wrong type or range naming the file and the key.
+    top = ConfigValues(cfg, f"{source} of {model_id}")
+    architectures = top.texts("architectures") or ["unknown"]
+    text, notes = _text_config(top)
+    model_type = text.text("model_type") or top.text("model_type") or ""
+    shape = _shape(text, top)
     rope_theta, rope_type = _rope(text)
-    if text.get("max_trained_positions"):
+    trained = text.whole("max_trained_positions")
+    if trained:
         # Nomic BERT: vLLM caps the context at the trained positions unless a rope extension is configured
         # (NomicBertModelConfig in vllm/model_executor/models/config.py).
-        shape.max_position = min(shape.max_position, int(text["max_trained_positions"]))
-    moe = _moe(text, shape.intermediate, where)
+        shape.max_position = min(shape.max_position, trained)
+    moe = _moe(text, shape)
     attention, mla = _attention(text, shape, model_type, architectures)
     task = _task(text, shape, model_type, architectures, attention)
     sliding = _sliding_window(text, shape.layers, model_type)
-    checkpoint_dtype, fp8_block = _checkpoint(cfg, text, where)
+    checkpoint_dtype, fp8_block = _checkpoint(top, text)
 
     arch = ModelArch(
         id=model_id,
@@ -60,8 +82,7 @@ def arch_from_hf_config(
         head_dim=shape.head_dim,
         intermediate=shape.intermediate,
         vocab=shape.vocab,
-        # Absent key: PretrainedConfig ties by default (encoders); decoder configs here all state it.
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", attention == "encoder"))),
+        tie_embeddings=_tied(top, text, attention),
         max_position=shape.max_position,
         rope_theta=rope_theta,
         rope_type=rope_type,
@@ -93,95 +114,112 @@ class _Shape:
     intermediate: int
 
 
-def _first(cfg: dict[str, Any], keys: tuple[str, ...], what: str, source: str) -> Any:
-    for key in keys:
-        if cfg.get(key) is not None:
-            return cfg[key]
-    raise CatalogError(
-        f"{source}: missing '{keys[0]}' ({what})"
-        + (f"; also looked for {', '.join(keys[1:])}" if len(keys) > 1 else "")
-        + "; use the model's original config.json or add the model to components/catalog/models.yaml"
-    )
-
-
-def _text_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _text_config(top: ConfigValues) -> tuple[ConfigValues, list[str]]:
     """The language model's part of the config: multimodal configs nest it under `text_config`."""
-    if not isinstance(cfg.get("text_config"), dict):
-        return cfg, []
-    text = {**cfg["text_config"]}
-    text.setdefault("vocab_size", cfg.get("vocab_size"))
+    text = top.nested("text_config")
+    if text is None:
+        return top, []
     return text, ["text_config read for the language model; vision tower parameters come from params_b"]
 
 
-def _shape(text: dict[str, Any], where: str) -> _Shape:
-    layers = int(_first(text, ("num_hidden_layers", "n_layer", "num_layers"), "layer count", where))
-    hidden = int(_first(text, ("hidden_size", "n_embd", "d_model"), "hidden size", where))
-    heads = int(_first(text, ("num_attention_heads", "n_head", "num_heads"), "attention heads", where))
-    kv_heads = int(text.get("num_key_value_heads") or (1 if text.get("multi_query") else heads))
-    head_dim = int(text.get("head_dim") or hidden // heads)
-    vocab = int(_first(text, ("vocab_size",), "vocabulary size", where))
-    max_position = int(
-        _first(text, ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"), "context length", where)
+def _shape(text: ConfigValues, top: ConfigValues) -> _Shape:
+    layers = text.first_whole(("num_hidden_layers", "n_layer", "num_layers"), "layer count")
+    hidden = text.first_whole(("hidden_size", "n_embd", "d_model"), "hidden size")
+    heads = text.first_whole(("num_attention_heads", "n_head", "num_heads"), "attention heads")
+    kv_heads = text.whole("num_key_value_heads") or (1 if text.flag("multi_query") else heads)
+    if not text.whole("kv_lora_rank", minimum=0):  # MLA derives its heads from its own parts
+        _check_heads(text, hidden, heads, kv_heads)
+    head_dim = text.whole("head_dim") or hidden // heads
+    # A multimodal config may keep the vocabulary size at the top level, outside text_config.
+    vocab = text.whole("vocab_size") or top.whole("vocab_size") or text.first_whole(("vocab_size",), "vocabulary size")
+    max_position = text.first_whole(
+        ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"), "context length"
     )
-    intermediate = int(text.get("intermediate_size") or text.get("ffn_dim") or text.get("n_inner") or 4 * hidden)
+    intermediate = text.whole("intermediate_size") or text.whole("ffn_dim") or text.whole("n_inner") or 4 * hidden
     return _Shape(layers, hidden, heads, kv_heads, head_dim, vocab, max_position, intermediate)
 
 
-def _rope(text: dict[str, Any]) -> tuple[float, str]:
+def _check_heads(text: ConfigValues, hidden: int, heads: int, kv_heads: int) -> None:
+    """The head counts HF and vLLM build the attention from: grouped KV heads, and heads that split hidden_size."""
+    if kv_heads > heads or heads % kv_heads:
+        text.refuse(
+            "num_key_value_heads",
+            f"{kv_heads} does not divide num_attention_heads {heads} (each KV head serves a whole group of heads)",
+        )
+    if not text.present("head_dim") and hidden % heads:
+        text.refuse(
+            "num_attention_heads", f"{heads} does not divide hidden_size {hidden}, and no head_dim says otherwise"
+        )
+
+
+def _rope(text: ConfigValues) -> tuple[float, str]:
     """(RoPE base, RoPE scaling type); (0.0, "none") for learned absolute positions."""
     # The names vLLM reads the RoPE base under (patch_rope_parameters in vllm/transformers_utils/config.py).
-    rope_theta = float(text.get("rope_theta") or text.get("rotary_emb_base") or 0.0)
-    scaling = text.get("rope_scaling") or {}
-    rope_type = str(scaling.get("rope_type") or scaling.get("type") or "default") if rope_theta else "none"
-    return rope_theta, rope_type
+    rope_theta = text.number("rope_theta") or text.number("rotary_emb_base") or 0.0
+    scaling = text.nested("rope_scaling")
+    kind = (scaling.text("rope_type") or scaling.text("type")) if scaling else None
+    return rope_theta, (kind or "default") if rope_theta else "none"
 
 
-def _moe(text: dict[str, Any], intermediate: int, where: str) -> dict[str, int]:
+def _moe(text: ConfigValues, shape: _Shape) -> dict[str, int]:
     """ModelArch's MoE fields; none for a dense model."""
-    experts = int(text.get("n_routed_experts") or text.get("num_local_experts") or text.get("num_experts") or 0)
+    experts = 0
+    for key in ("n_routed_experts", "num_local_experts", "num_experts"):
+        experts = experts or text.whole(key, minimum=0) or 0
     if not experts:
         return {}
+    per_token = text.first_whole(("num_experts_per_tok", "moe_topk"), "experts per token")
+    if per_token > experts:
+        text.refuse("num_experts_per_tok", f"{per_token} is more than the {experts} experts")
+    dense_layers = text.whole("first_k_dense_replace", minimum=0) or 0
+    if dense_layers > shape.layers:
+        text.refuse("first_k_dense_replace", f"{dense_layers} is more than the {shape.layers} layers")
     return {
         "experts": experts,
-        "experts_per_token": int(_first(text, ("num_experts_per_tok", "moe_topk"), "experts per token", where)),
-        "moe_intermediate": int(text.get("moe_intermediate_size") or intermediate),
-        "shared_experts": int(text.get("n_shared_experts") or 0),
-        "dense_layers": int(text.get("first_k_dense_replace") or 0),
+        "experts_per_token": per_token,
+        "moe_intermediate": text.whole("moe_intermediate_size") or shape.intermediate,
+        "shared_experts": text.whole("n_shared_experts", minimum=0) or 0,
+        "dense_layers": dense_layers,
     }
 
 
 def _attention(
-    text: dict[str, Any], shape: _Shape, model_type: str, architectures: list[str]
+    text: ConfigValues, shape: _Shape, model_type: str, architectures: list[str]
 ) -> tuple[Attention, dict[str, int]]:
     """The attention kind and ModelArch's MLA fields; MLA sets the head dimension from its own parts."""
     attention: Attention = "gqa" if shape.kv_heads < shape.heads else "mha"
     mla = {}
-    if text.get("kv_lora_rank"):
+    rank = text.whole("kv_lora_rank", minimum=0)
+    if rank:
         attention = "mla"
-        mla = {"kv_lora_rank": int(text["kv_lora_rank"]), "qk_rope_head_dim": int(text.get("qk_rope_head_dim") or 64)}
-        shape.head_dim = int(text.get("qk_nope_head_dim", 128)) + mla["qk_rope_head_dim"]
+        mla = {"kv_lora_rank": rank, "qk_rope_head_dim": text.whole("qk_rope_head_dim", minimum=0) or 64}
+        nope = text.whole("qk_nope_head_dim", minimum=0)
+        shape.head_dim = (128 if nope is None else nope) + mla["qk_rope_head_dim"]
     if model_type in _ENCODER_TYPES or any("Bert" in a or "Roberta" in a for a in architectures):
         attention = "encoder"
     return attention, mla
 
 
-def _task(text: dict[str, Any], shape: _Shape, model_type: str, architectures: list[str], attention: Attention) -> Task:
+def _task(text: ConfigValues, shape: _Shape, model_type: str, architectures: list[str], attention: Attention) -> Task:
     if attention != "encoder":
         return "generate"
     task: Task = "score" if any(a.endswith("ForSequenceClassification") for a in architectures) else "embed"
     # RoBERTa-style position ids start after the padding index, so 8194 positions hold 8192 tokens.
-    if model_type in ("roberta", "xlm-roberta") and text.get("pad_token_id") is not None:
-        shape.max_position -= int(text["pad_token_id"]) + 1
+    pad = text.whole("pad_token_id", minimum=0) if model_type in ("roberta", "xlm-roberta") else None
+    if pad is not None:
+        if pad + 1 >= shape.max_position:
+            text.refuse("pad_token_id", f"{pad} leaves none of the {shape.max_position} positions for tokens")
+        shape.max_position -= pad + 1
     return task
 
 
-def _sliding_window(text: dict[str, Any], layers: int, model_type: str) -> tuple[int, int]:
+def _sliding_window(text: ConfigValues, layers: int, model_type: str) -> tuple[int, int]:
     """(layers with a sliding window, window); Qwen2 configs state a window they do not use."""
-    window = int(text.get("sliding_window") or 0)
-    if not window or text.get("use_sliding_window") is False:
+    window = text.whole("sliding_window", minimum=0) or 0
+    if not window or text.flag("use_sliding_window") is False:
         return 0, 0
-    kinds = text.get("layer_types")
-    if isinstance(kinds, list):
+    kinds = text.texts("layer_types")
+    if kinds is not None:
         count = sum(1 for k in kinds if k == "sliding_attention")
     elif model_type == "gemma2":
         count = layers // 2  # Gemma 2 alternates local and global layers
@@ -190,26 +228,36 @@ def _sliding_window(text: dict[str, Any], layers: int, model_type: str) -> tuple
     return (count, window) if 0 < count < layers else (0, 0)
 
 
-def _checkpoint(cfg: dict[str, Any], text: dict[str, Any], where: str) -> tuple[str, int]:
+def _checkpoint(top: ConfigValues, text: ConfigValues) -> tuple[str, int]:
     """(checkpoint dtype, FP8 block size) from the torch dtype and quantization_config."""
-    quant = cfg.get("quantization_config") or text.get("quantization_config") or {}
+    quant = top.nested("quantization_config")
+    if quant is None or not quant.values:
+        quant = text.nested("quantization_config") or ConfigValues({}, top.where)
     fp8_block = 0
-    checkpoint_dtype = _DTYPES.get(str(text.get("torch_dtype") or cfg.get("torch_dtype") or "bfloat16"), "bf16")
-    method = str(quant.get("quant_method", ""))
-    if method == "fp8" or (
-        method == "compressed-tensors" and "float" in json.dumps(quant) and '"num_bits": 8' in json.dumps(quant)
-    ):
+    checkpoint_dtype = _DTYPES.get(text.text("torch_dtype") or top.text("torch_dtype") or "bfloat16", "bf16")
+    method = quant.text("quant_method") or ""
+    described = json.dumps(quant.values)
+    if method == "fp8" or (method == "compressed-tensors" and "float" in described and '"num_bits": 8' in described):
         checkpoint_dtype = "fp8"
-        block = quant.get("weight_block_size")
-        fp8_block = int(block[0]) if block else 0
+        block = quant.wholes("weight_block_size")
+        fp8_block = block[0] if block else 0
     elif method in ("awq", "gptq", "mxfp4", "bitsandbytes"):
         checkpoint_dtype = method
     elif method:
         raise CatalogError(
-            f"{where}: quantization_config.quant_method {method!r} is not sized by this tool; "
+            f"{top.where}: quantization_config.quant_method {method!r} is not sized by this tool; "
             "use a bf16, fp8, awq, gptq or mxfp4 checkpoint"
         )
     return checkpoint_dtype, fp8_block
+
+
+def _tied(top: ConfigValues, text: ConfigValues, attention: Attention) -> bool:
+    """Whether lm_head shares the embedding's weights."""
+    tied = top.flag("tie_word_embeddings")
+    if tied is None:
+        tied = text.flag("tie_word_embeddings")
+    # Absent key: PretrainedConfig ties by default (encoders); decoder configs here all state it.
+    return attention == "encoder" if tied is None else tied
 
 
 def estimate_params(arch: ModelArch) -> float:

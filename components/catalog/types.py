@@ -81,6 +81,9 @@ class ModelArch:
     # without RoPE; named as vLLM names it in rope_parameters.
     rope_type: str = "default"
     source: str = ""
+    # Hugging Face serves the files only to an account that accepted the model's license: a token is needed.
+    gated: bool = False
+    gated_source: str = ""
     params_estimated: bool = False
     # False for `config: unverified` rows: hand-typed numbers, the real config.json not found.
     config_verified: bool = True

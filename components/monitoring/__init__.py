@@ -107,6 +107,10 @@ def stack_values(plan: ClusterPlan) -> dict[str, Any]:
                 "storageClassName": plan.storage_class,
                 "accessModes": ["ReadWriteOnce"],
                 "size": mon.grafana.size,
+                # Helm leaves the claim in place when the release is uninstalled or replaced (grafana 12.3.3
+                # templates/pvc.yaml copies these annotations); Prometheus's and Alertmanager's claims come from
+                # StatefulSet claim templates, which outlive their StatefulSets already.
+                "annotations": {"helm.sh/resource-policy": "keep"},
             },
         },
     }

@@ -10,6 +10,7 @@ from components.planning.defaults import (
     resolve_autoscaling,
     resolve_gateway,
 )
+from components.planning.network import resolve_network, weights_download, weights_endpoint, weights_env
 from components.planning.pools import PoolShape, place_replicas, resolve_pool, resolved_backend
 from components.planning.serving import cache_for, pod_for, workload_for
 from components.planning.sizing import (
@@ -40,7 +41,10 @@ def model_arch(model: ModelSpec, index: int, models: dict[str, ModelArch], base_
             return load_hf_config(base_dir / model.config_path, model.model, model.params_b)
         except CatalogError as exc:
             raise SizingError([f"{at}.configPath: {exc}"]) from None
-    arch = models.get(model.model)
+    try:
+        arch = models.get(model.model)
+    except CatalogError as exc:  # a catalog row refused for want of its real config.json
+        raise SizingError([f"{at}.model: {exc}"]) from None
     if arch is None:
         raise SizingError(
             [
@@ -59,10 +63,11 @@ def weights_storage_class(spec: ClusterSpec) -> str:
     return spec.weights_storage_class or spec.storage_class or ""
 
 
-def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: int) -> ModelPlan:
+def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: int, gated: bool) -> ModelPlan:
     workload, workload_reason = workload_for(sizing)
+    download, _ = weights_download(spec.weights_cache, spec.weights_source.kind)
     return ModelPlan(
-        **sizing.model_dump(),
+        **{**sizing.model_dump(), "env": {**sizing.env, **weights_env(download, weights_endpoint(spec))}},
         name=model.name,
         revision=model.revision,
         pool=model.pool,
@@ -79,7 +84,10 @@ def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: 
             spec.weights_cache,
             weights_storage_class(spec),
             protect=model.name not in spec.allow_data_loss,
+            source=spec.weights_source.kind,
         ),
+        secret_env=model.secret_env,
+        gated=gated,
     )
 
 
@@ -102,7 +110,7 @@ def plan_models(
         if not sizing.fits:
             errors.append(f"models[{i}] ({model.name}) on pool {model.pool!r}: {sizing.reasons[0]}")
             continue
-        planned.append((i, model_plan(spec, model, sizing, pool.max_nodes)))
+        planned.append((i, model_plan(spec, model, sizing, pool.max_nodes, arch.gated)))
     return planned, errors
 
 
@@ -165,6 +173,10 @@ def plan_cluster(
         gateway = resolve_gateway(spec.gateway, [p for _, p in planned])
     except SizingError as exc:
         errors += exc.errors
+    try:
+        network = resolve_network(spec)
+    except SizingError as exc:
+        errors += exc.errors
     if errors:
         raise SizingError(errors)
     return ClusterPlan(
@@ -181,6 +193,7 @@ def plan_cluster(
         autoscaling=spec.autoscaling,
         monitoring=spec.monitoring,
         images=spec.images,
+        network=network,
         protect_namespace="namespace" not in spec.allow_data_loss,
         protect_monitoring="monitoring" not in spec.allow_data_loss,
         warnings=[f"pool {p.name!r} serves no model" for p in pool_plans if not p.models],

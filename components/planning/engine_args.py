@@ -54,6 +54,10 @@ def check_extra_args(req: SizingRequest) -> None:
     for key, _ in req.env:
         if key in PLAN_ENV:
             errors.append(f"{req.field}.env.{key}: set by the plan from the GPU and the spec; remove it")
+    for key in req.secret_env:
+        if key in PLAN_ENV:
+            token = " (the Hugging Face token comes from the secret llm-cluster:hfToken)" if key == "HF_TOKEN" else ""
+            errors.append(f"{req.field}.secretEnv.{key}: set by the plan; remove it{token}")
     if errors:
         raise SizingError(errors)
 

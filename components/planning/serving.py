@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from components.planning.types import CachePlan, PodPlan, Sizing, WorkloadKind
+from components.planning.network import weights_download
+from components.planning.types import CacheKind, CachePlan, PodPlan, Sizing, WorkloadKind
 
 # Host memory of a model server: the API server and tokenizer (~8 GiB for a long-context tokenizer and its
 # request buffers) plus ~6 GiB of CPU-side tensors and pinned buffers per GPU worker process.
@@ -79,10 +80,13 @@ def pod_for(sizing: Sizing) -> PodPlan:
     )
 
 
-def cache_for(sizing: Sizing, pool_nodes: int, weights_cache: str, storage_class: str, protect: bool) -> CachePlan:
+def cache_for(
+    sizing: Sizing, pool_nodes: int, weights_cache: CacheKind, storage_class: str, protect: bool, source: str
+) -> CachePlan:
     """The weights cache. Its claim never depends on the replica count: changing an access mode replaces the
     claim, and with it the downloaded weights, so the mode follows the pool (pods on one node or many)."""
     size = max(CACHE_MIN_GIB, math.ceil(sizing.checkpoint_gib * CACHE_HEADROOM) + CACHE_EXTRA_GIB)
+    download, download_reason = weights_download(weights_cache, source)
     if weights_cache == "per-pod":
         return CachePlan(
             kind="per-pod",
@@ -91,6 +95,8 @@ def cache_for(sizing: Sizing, pool_nodes: int, weights_cache: str, storage_class
             storage_class=storage_class,
             reason="weightsCache: per-pod: each pod downloads into its own ephemeral claim",
             protect=False,  # ephemeral: it lives and dies with its pod
+            download=download,
+            download_reason=download_reason,
         )
     many = pool_nodes > 1
     return CachePlan(
@@ -103,4 +109,6 @@ def cache_for(sizing: Sizing, pool_nodes: int, weights_cache: str, storage_class
         f"{size} GiB = checkpoint x {CACHE_HEADROOM} + {CACHE_EXTRA_GIB} GiB"
         + ("" if protect else "; unprotected for this change (allowDataLoss)"),
         protect=protect,
+        download=download,
+        download_reason=download_reason,
     )

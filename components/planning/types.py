@@ -27,6 +27,7 @@ from components.spec import (
     MonitoringSpec,
     OvhBackendSpec,
     ScalingMetric,
+    SecretEnvSpec,
     SpecError,
 )
 
@@ -103,6 +104,7 @@ class SizingRequest:
     trust_remote_code: bool | None = None
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    secret_env: tuple[str, ...] = ()  # names only: the plan checks them, the values stay in Secrets
 
     @classmethod
     def from_spec(cls, model: ModelSpec, arch: ModelArch, index: int) -> SizingRequest:
@@ -130,6 +132,7 @@ class SizingRequest:
             trust_remote_code=model.trust_remote_code,
             extra_args=tuple(model.extra_args),
             env=tuple(sorted(model.env.items())),
+            secret_env=tuple(sorted(model.secret_env)),
         )
 
 
@@ -182,6 +185,10 @@ class Sizing(PlanModel):
 WorkloadKind = Literal["Deployment", "LeaderWorkerSet"]
 CacheKind = Literal["shared", "per-pod"]
 AccessMode = Literal["ReadWriteOnce", "ReadWriteMany"]
+# job: a Job fills the shared cache, model servers run offline; pod: each pod downloads into its own cache;
+# none: the operator preloads the cache.
+WeightsDownload = Literal["job", "pod", "none"]
+WeightsSource = Literal["hub", "mirror", "preloaded"]
 GatewayKind = Literal["litellm", "vllm-router"]
 
 
@@ -212,6 +219,8 @@ class CachePlan(PlanModel):
     storage_class: str
     reason: str
     protect: bool  # pulumi refuses to replace or delete it unless allowDataLoss names the model
+    download: WeightsDownload
+    download_reason: str
 
 
 class AutoscalingPlan(PlanModel):
@@ -240,6 +249,8 @@ class ModelPlan(Sizing):
     workload_reason: str
     pod: PodPlan
     cache: CachePlan
+    secret_env: dict[str, SecretEnvSpec]  # env vars from keys of Secrets (valueFrom.secretKeyRef), after `env`
+    gated: bool  # Hugging Face serves the weights only with llm-cluster:hfToken (catalog)
 
 
 class GatewayPlan(PlanModel):
@@ -295,6 +306,19 @@ class PoolPlan(PlanModel):
     models: list[str]
 
 
+class NetworkPlan(PlanModel):
+    """Where pods may connect outside the serving namespace: the cluster DNS, and the weights source."""
+
+    dns_namespace: str
+    dns_pod_labels: dict[str, str]
+    dns_cidrs: list[str]
+    weights_source: WeightsSource
+    weights_endpoint: str  # HF_ENDPOINT of a mirror; empty for the hub itself
+    weights_cidrs: list[str]  # where downloads connect; empty when nothing is downloaded
+    weights_port: int
+    reason: str
+
+
 class ClusterPlan(PlanModel):
     """What will run. Components read this, never raw config."""
 
@@ -311,6 +335,7 @@ class ClusterPlan(PlanModel):
     autoscaling: AutoscalingSpec
     monitoring: MonitoringSpec
     images: ImagesSpec
+    network: NetworkPlan
     protect_namespace: bool  # pulumi refuses to delete or rename the namespace (and its Secrets, claims)
     protect_monitoring: bool  # pulumi refuses to uninstall monitoring (its namespace, release, volumes)
     warnings: list[str]

@@ -48,7 +48,19 @@ COMPONENT_FLAGS = {
     "--port": "the serving component sets it",
     "--distributed-executor-backend": "the plan picks it for multi-node replicas",
 }
-PLAN_ENV = ("NCCL_P2P_DISABLE", "VLLM_BATCH_INVARIANT", "HF_TOKEN", "HF_HOME")
+# The container's runtime environment under a read-only root filesystem and a uid without a passwd entry.
+RUNTIME_HOME = "/home/vllm"
+RUNTIME_ENV = {
+    "HOME": RUNTIME_HOME,
+    # torch inductor names its cache dir after getpass.getuser(), which fails for a uid without a passwd
+    # entry unless USER is set (torch/_inductor/runtime/cache_dir_utils.py).
+    "USER": "vllm",
+    # Usage reports would go to stats.vllm.ai, which the NetworkPolicies block anyway (vllm/envs.py).
+    "VLLM_NO_USAGE_STATS": "1",
+}
+PLAN_ENV = (
+    "NCCL_P2P_DISABLE", "VLLM_BATCH_INVARIANT", "HF_TOKEN", "HF_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT", *RUNTIME_ENV
+)  # fmt: skip
 
 
 def vllm_flag(arg: str) -> str:

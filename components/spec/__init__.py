@@ -16,6 +16,7 @@ from components.spec.models import (
     BackendSpec,
     ClientSpec,
     ClusterSpec,
+    DnsSpec,
     ExistingBackendSpec,
     GatewaySpec,
     GkeBackendSpec,
@@ -33,12 +34,15 @@ from components.spec.models import (
     RateLimitSpec,
     RopeScalingSpec,
     ScalingMetric,
+    SecretEnvSpec,
     SpecError,
     SpecModel,
     VllmImageSpec,
     VolumeSpec,
+    WeightsSourceSpec,
     field_path,
 )
+from components.spec.secrets import secret_checks
 
 __all__ = [
     "BACKEND_KINDS",
@@ -50,6 +54,7 @@ __all__ = [
     "BackendSpec",
     "ClientSpec",
     "ClusterSpec",
+    "DnsSpec",
     "ExistingBackendSpec",
     "GatewaySpec",
     "GkeBackendSpec",
@@ -67,10 +72,12 @@ __all__ = [
     "RateLimitSpec",
     "RopeScalingSpec",
     "ScalingMetric",
+    "SecretEnvSpec",
     "SpecError",
     "SpecModel",
     "VllmImageSpec",
     "VolumeSpec",
+    "WeightsSourceSpec",
     "field_path",
     "load_cluster_spec",
 ]
@@ -79,12 +86,17 @@ __all__ = [
 def load_cluster_spec(raw: object) -> ClusterSpec:
     """Validate the `llm-cluster:cluster` object; raise SpecError listing every problem."""
     if not isinstance(raw, dict):
-        raise SpecError([f"llm-cluster:cluster: expected a mapping with pools and models, got {type(raw).__name__}"])
+        raise SpecError(
+            [
+                f"llm-cluster:cluster: expected a mapping with pools and models, got {type(raw).__name__}; "
+                "indent its keys (pools:, models:, ...) under `llm-cluster:cluster:`"
+            ]
+        )
     try:
         spec = ClusterSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError([describe(err) for err in exc.errors()]) from None
-    errors = cross_checks(spec)
+    errors = cross_checks(spec) + secret_checks(spec)
     if errors:
         raise SpecError(errors)
     return spec

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from components.spec.api_rules import api_rule_checks
 from components.spec.models import (
     BACKEND_KINDS,
     DNS_LABEL,
@@ -25,6 +26,7 @@ from components.spec.models import (
     ModelSpec,
     OvhBackendSpec,
     field_path,
+    key_step,
 )
 
 # ---------------------------------------------------------------- pydantic's errors, reworded
@@ -44,6 +46,7 @@ _FIXES = {
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
     "model_attributes_type": "must be a mapping",
+    "finite_number": "must be a finite number",
 }
 
 
@@ -146,6 +149,7 @@ def cross_checks(spec: ClusterSpec) -> list[str]:
     errors += _check_auth(spec)
     errors += _check_allow_data_loss(spec)
     errors += _check_names(spec)
+    errors += api_rule_checks(spec)
     return errors
 
 
@@ -223,8 +227,19 @@ def _check_gke_driver(at: str, pool: GpuPoolSpec) -> list[str]:
     return errors
 
 
+# A Hugging Face model id as huggingface_hub's validate_repo_id takes it: [namespace/]name of word characters, '-'
+# and '.', at most 96 each, not starting or ending with '-' or '.', without '--' or '..', not ending in '.git'.
+HF_MODEL_ID = re.compile(r"(\b[\w\-.]{1,96}\b/)?\b[\w\-.]{1,96}\b")
+
+
 def _check_model(at: str, model: ModelSpec, pool_names: list[str], monitoring_enabled: bool) -> list[str]:
     errors: list[str] = []
+    model_id = model.model
+    if not HF_MODEL_ID.fullmatch(model_id) or "--" in model_id or ".." in model_id or model_id.endswith(".git"):
+        errors.append(
+            f"{at}.model: {model_id!r} is not a Hugging Face model id; write it as huggingface.co names the model, "
+            "e.g. Qwen/Qwen3-32B"
+        )
     if model.pool not in pool_names:
         close = difflib.get_close_matches(model.pool, pool_names, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -239,7 +254,7 @@ def _check_model(at: str, model: ModelSpec, pool_names: list[str], monitoring_en
         errors.append(f"{at}.toolCallParser: only generate models call tools; remove it")
     for key in model.env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            errors.append(f"{at}.env.{key}: not a valid environment variable name")
+            errors.append(f"{at}.env{key_step(key)}: not a valid environment variable name")
     return errors
 
 
@@ -282,8 +297,8 @@ def _check_storage(spec: ClusterSpec) -> list[str]:
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "monitoring", "gpu-operator",
                        "envoy-gateway-system", "lws-system")  # fmt: skip
 # Objects of the serving namespace a model's own objects (Deployment, Service, PVC <name>-cache) would collide with.
-RESERVED_MODEL_NAMES = ("llm-gateway", "llm-gateway-config", "llm-api", "litellm-master-key", "hf-token",
-                        "llm-api-client-keys", "llm-gateway-credential")  # fmt: skip
+RESERVED_MODEL_NAMES = ("llm-gateway", "llm-gateway-config", "llm-api", "litellm-master-key", "litellm-inference-key",
+                        "hf-token", "llm-api-client-keys", "llm-gateway-credential")  # fmt: skip
 # A Gateway API duration holds at most 5 digits per unit; the route's timeout adds 60 s to the gateway's.
 MAX_GATEWAY_TIMEOUT_SECONDS = 99999 - 60
 # HPA targets in each metric's own units.
@@ -348,7 +363,7 @@ def _check_gateway(spec: ClusterSpec) -> list[str]:
         for name in [source, *targets]:
             if name not in served:
                 errors.append(
-                    f"gateway.fallbacks.{source}: {name!r} is not a served model; "
+                    f"gateway.fallbacks{key_step(source)}: {name!r} is not a served model; "
                     f"served models are: {', '.join(sorted(served))}"
                 )
     return errors

@@ -9,12 +9,17 @@ written in `components.spec.checks`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-# Names become Kubernetes object names and label values, so they follow RFC 1035 labels.
+# Names become Kubernetes object names and label values, so they follow RFC 1035 labels (Service names must;
+# namespaces and the other objects take RFC 1123 labels, a superset). At most 40 characters: a GKE node pool name's
+# limit, and room within the 63 of a label for what is added to a name: `<model>-cache` and `group-<model>` (46),
+# a Deployment's pods `<model>-<10-char hash>-<5>` (57), a LeaderWorkerSet's `<model>-<group>-<worker>` and its
+# revision label `<model>-<group>-<10-char hash>` (56 with up to 999 groups).
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$"
 DURATION = r"^[0-9]+(s|m|h|d|w|y)$"
@@ -31,7 +36,10 @@ class SpecError(ValueError):
 class SpecModel(BaseModel):
     """Base: camelCase keys in YAML, snake_case in Python, unknown keys are errors."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    # No NaN or infinity: every float is a size, a fraction or a time, and arithmetic on them must stay finite.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False
+    )
 
 
 # ---------------------------------------------------------------- pools
@@ -143,6 +151,13 @@ class RopeScalingSpec(SpecModel):
     original_max_position: Annotated[int, Field(ge=1)] | None = None
 
 
+class SecretEnvSpec(SpecModel):
+    """An environment variable read from a key of a Secret in the serving namespace (valueFrom.secretKeyRef)."""
+
+    secret: NonEmpty
+    key: NonEmpty
+
+
 class ModelSloSpec(SpecModel):
     ttft_p95_seconds: Annotated[float, Field(gt=0)] = 2.0
 
@@ -169,7 +184,8 @@ class ModelSpec(SpecModel):
     objective: Literal["throughput", "latency"] = "throughput"
     min_concurrency: Annotated[int, Field(ge=1)] = 1
     deterministic: bool = False
-    seed: Annotated[int, Field(ge=0)] = 0
+    # vLLM seeds numpy with it, whose seeds are 0..2^32-1 (np.random.seed raises past them).
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     prefix_caching: bool | None = None
     tool_call_parser: str | None = None
     tensor_parallel: Annotated[int, Field(ge=1)] | None = None
@@ -181,6 +197,8 @@ class ModelSpec(SpecModel):
     params_b: Annotated[float, Field(gt=0)] | None = None
     extra_args: list[str] = []
     env: dict[str, str] = {}
+    # Credentials the server needs, by reference: NAME: {secret: <Secret in the namespace>, key: <key in it>}.
+    secret_env: dict[str, SecretEnvSpec] = {}
     slo: ModelSloSpec = ModelSloSpec()
 
     @property
@@ -274,6 +292,27 @@ class ImagesSpec(SpecModel):
     vllm: VllmImageSpec | None = None
 
 
+class DnsSpec(SpecModel):
+    """The cluster DNS: the only name service the NetworkPolicies let pods reach."""
+
+    # The DNS pods by namespace and labels; CoreDNS keeps kube-dns's `k8s-app: kube-dns` label.
+    namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "kube-system"
+    pod_labels: dict[str, str] = {"k8s-app": "kube-dns"}
+    # Addresses answering outside any pod, in CIDR form: NodeLocal DNSCache's link-local 169.254.20.10/32.
+    addresses: list[str] = []
+
+
+class WeightsSourceSpec(SpecModel):
+    """Where model weights come from, and so which pods may reach outside the cluster."""
+
+    # hub: huggingface.co; mirror: an internal mirror (HF_ENDPOINT) at `url`, reachable on `cidrs`:`port`;
+    # preloaded: the operator fills the weights caches, nothing is downloaded and nothing leaves the cluster.
+    kind: Literal["hub", "mirror", "preloaded"] = "hub"
+    url: str | None = None
+    cidrs: list[str] = []
+    port: Annotated[int, Field(ge=1, le=65535)] = 443
+
+
 class ClusterSpec(SpecModel):
     """Everything one stack asks for."""
 
@@ -297,6 +336,8 @@ class ClusterSpec(SpecModel):
     autoscaling: AutoscalingSpec = AutoscalingSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
     images: ImagesSpec = ImagesSpec()
+    dns: DnsSpec = DnsSpec()
+    weights_source: WeightsSourceSpec = WeightsSourceSpec()
 
 
 # ---------------------------------------------------------------- loading and error messages
@@ -312,6 +353,16 @@ def field_path(loc: tuple[int | str, ...]) -> str:
         elif previous == "backend" and part in BACKEND_KINDS:
             pass  # pydantic puts the union's tag in the path; the stack file has no such key
         else:
-            path += f".{part}" if path else part
+            step = key_step(str(part))
+            path += step if path or step.startswith("[") else step[1:]
         previous = part
     return path or "llm-cluster:cluster"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def key_step(key: str) -> str:
+    """A mapping key as a step of a field path: `.name`, or `['odd key']` when it holds spaces, dots, line breaks
+    or other characters that would make the path ambiguous or split the message."""
+    return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{key!r}]"

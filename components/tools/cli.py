@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
+import math
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -16,24 +17,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from components.catalog import CatalogError, ModelArch, load_gpu_catalog, load_hf_config, load_model_catalog
 from components.planning.sizing import size_model
-from components.planning.types import CLI_MAX_NODES, ClusterPlan, GpuShape, Sizing, SizingRequest
+from components.planning.types import CLI_MAX_NODES, ClusterPlan, GpuShape, SizingRequest
 from components.spec import SpecError, load_cluster_spec
+from components.spec.api_rules import MAX_NODES
 from components.stacks import (
     PROJECT_DIR,
     StackFileError,
     cluster_config,
-    load_stack,
+    parse_stack_document,
     plan_for,
+    plan_stack,
     read_stack_config,
     stack_file,
 )
 from components.tools.capacity_diff import diff_plans
+from components.tools.plan_text import format_plan, format_sizing
 
 DEFAULT_GPUS_PER_NODE = 8
+# The most GPUs a node has (GB200 NVL72), as the stack's gpusPerNode allows.
+MAX_GPUS_PER_NODE = 72
 
 
 class UsageError(Exception):
@@ -49,154 +53,20 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------- rendering the plan
 
 
-def _table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*r).rstrip() for r in [headers, *rows])
+def _positive(kind: type, name: str, maximum: float | None = None) -> Any:
+    """A number > 0 (and <= maximum): NaN, infinity and counts no cluster has never reach the sizing loops."""
 
-
-def _replicas(model: Any) -> str:
-    if model.autoscaling:
-        return f"{model.min_replicas}-{model.max_replicas} (HPA {model.autoscaling.metric})"
-    return f"{model.max_replicas} fixed"
-
-
-def format_plan(plan: ClusterPlan, stack: str, markdown: bool) -> str:
-    h = "### " if markdown else ""
-    out = [
-        f"{'## ' if markdown else ''}Capacity plan: stack `{stack}` (vLLM {plan.vllm_version}, "
-        f"Kubernetes {plan.kubernetes_version}, namespace `{plan.namespace}`)",
-        "",
-        f"{h}Pools",
-        _pools_table(plan, markdown),
-        "",
-        f"{h}Models",
-        _models_table(plan, markdown),
-        "",
-        f"{h}Decisions",
-        *_decisions(plan, markdown),
-    ]
-    if plan.warnings:
-        out += ["", f"{h}Warnings", *[f"- {w}" for w in plan.warnings]]
-    out += ["", f"{h}vLLM arguments", *_vllm_arguments(plan, markdown)]
-    return "\n".join(x for x in out if x is not None)
-
-
-_POOL_HEADERS = ["pool", "gpu", "backend", "nodes", "gpus/node", "nvlink", "p2p", "gpus min/max/total", "nodes min/max"]
-
-
-def _pools_table(plan: ClusterPlan, markdown: bool) -> str:
-    rows = [
-        [
-            p.name,
-            p.gpu,
-            p.backend.kind
-            + "".join(f" {t}" for t in p.instance_types[:1])
-            + (f" +{len(p.instance_types) - 1}" if len(p.instance_types) > 1 else ""),
-            f"{p.min_nodes}-{p.max_nodes}" if p.min_nodes != p.max_nodes else str(p.max_nodes),
-            str(p.gpus_per_node),
-            str(p.nvlink_domain),
-            "yes" if p.peer_to_peer else "no",
-            f"{p.gpus_used_min} / {p.gpus_used_max} / {p.gpus_total}",
-            f"{p.nodes_used_min} / {p.nodes_used_max}",
-        ]
-        for p in plan.pools
-    ]
-    return _table(_POOL_HEADERS, rows, markdown)
-
-
-_MODEL_HEADERS = ["model", "pool", "task", "tp x pp", "gpus/replica", "replicas", "gpus", "dtype", "max len",
-                  "weights GiB/gpu", "kv GiB/gpu", "kv tokens", "concurrency"]  # fmt: skip
-
-
-def _models_table(plan: ClusterPlan, markdown: bool) -> str:
-    rows = [
-        [
-            m.name,
-            m.pool,
-            m.task,
-            f"{m.tp}x{m.pp}",
-            str(m.gpus_per_replica) + (f" ({m.nodes_per_replica} nodes)" if m.nodes_per_replica > 1 else ""),
-            _replicas(m),
-            f"{m.min_replicas * m.gpus_per_replica}-{m.max_replicas * m.gpus_per_replica}",
-            m.weight_dtype + ("/kv " + m.kv_cache_dtype if m.kv_cache_tokens is not None else ""),
-            str(m.max_model_len),
-            f"{m.memory.weights:.1f}",
-            f"{m.memory.kv_cache:.1f}" if m.kv_cache_tokens is not None else "-",
-            str(m.kv_cache_tokens) if m.kv_cache_tokens is not None else "-",
-            f"{m.max_concurrency:.2f}" if m.max_concurrency is not None else "-",
-        ]
-        for m in plan.models
-    ]
-    return _table(_MODEL_HEADERS, rows, markdown)
-
-
-def _decisions(plan: ClusterPlan, markdown: bool) -> list[str]:
-    """Each model's reasons (sizing, then workload, pod, cache and HPA) and warnings, under its name."""
-    out: list[str] = []
-    for m in plan.models:
-        out.append(f"{'- **' if markdown else ''}{m.name}{'**' if markdown else ''} ({m.model})")
-        serving = [
-            f"{m.workload}: {m.workload_reason}",
-            *m.pod.reasons,
-            f"weights cache: {m.cache.access_mode} {m.cache.size_gib} GiB ({m.cache.reason})",
-        ]
-        if m.autoscaling:
-            serving.append(f"HPA target {m.autoscaling.target:g} {m.autoscaling.metric}: {m.autoscaling.target_reason}")
-        out += [f"{'  - ' if markdown else '    '}{r}" for r in [*m.reasons, *serving]]
-        if m.warnings:
-            out += [f"{'  - ' if markdown else '    '}warning: {w}" for w in m.warnings]
-    return out
-
-
-def _vllm_arguments(plan: ClusterPlan, markdown: bool) -> list[str]:
-    """Each model's `vllm serve` command line; fenced one by one in markdown."""
-    out: list[str] = []
-    fence = "```" if markdown else ""
-    for m in plan.models:
-        env = " ".join(f"{k}={v}" for k, v in m.env.items())
-        line = f"{m.name}: {env + ' ' if env else ''}vllm serve {shlex.join(m.vllm_args)}"
-        out += [fence, line, fence] if markdown else [line]
-    return out
-
-
-def format_sizing(s: Sizing, shape: GpuShape) -> str:
-    m = s.memory
-    lines = [
-        f"{s.model} on {shape.gpu_id} ({shape.gpus_per_node} per node, NVLink domain {shape.nvlink_domain}, "
-        f"p2p {'yes' if shape.peer_to_peer else 'no'}): {'FITS' if s.fits else 'DOES NOT FIT'}",
-        f"  TP {s.tp} x PP {s.pp} = {s.gpus_per_replica} GPU(s) on {s.nodes_per_replica} node(s), "
-        f"{s.objective} objective",
-        f"  per GPU (GiB): usable {m.usable:.2f} = weights {m.weights:.2f} + activation {m.activation:.2f} "
-        f"+ non-torch {m.non_torch:.2f} + KV cache {m.kv_cache:.2f} (needs {m.kv_needed:.2f})",
-    ]
-    if s.kv_cache_tokens is not None and s.fits:
-        lines.append(
-            f"  KV cache: {s.kv_cache_tokens} tokens, max concurrency {s.max_concurrency}x at {s.max_model_len} tokens"
-        )
-    env = " ".join(f"{k}={v}" for k, v in s.env.items())
-    lines.append(f"  {env + ' ' if env else ''}vllm serve {shlex.join(s.vllm_args)}")
-    lines += ["  why:", *[f"    - {r}" for r in s.reasons]]
-    if s.warnings:
-        lines += ["  warnings:", *[f"    - {w}" for w in s.warnings]]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- commands
-
-
-def _positive(kind: type, name: str) -> Any:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a number") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a finite number; give e.g. 1 or 0.9")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{name}: must be > 0, got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name}: must be at most {maximum:g}, got {text}")
         return value
 
     return parse
@@ -224,12 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--params-b", type=_positive(float, "--params-b"), help="published parameter count, billions")
     size.add_argument("--gpu", help="catalog GPU id, e.g. H100-SXM-80GB")
     size.add_argument("--gpu-memory-gib", type=_positive(float, "--gpu-memory-gib"), help="GPU memory, GiB")
-    size.add_argument("--gpus-per-node", type=_positive(int, "--gpus-per-node"))
-    size.add_argument("--nvlink-domain", type=_positive(int, "--nvlink-domain"))
+    size.add_argument("--gpus-per-node", type=_positive(int, "--gpus-per-node", MAX_GPUS_PER_NODE))
+    size.add_argument("--nvlink-domain", type=_positive(int, "--nvlink-domain", MAX_GPUS_PER_NODE))
     size.add_argument("--no-p2p", action="store_true", help="GPUs without working peer-to-peer")
     size.add_argument(
         "--nodes",
-        type=_positive(int, "--nodes"),
+        type=_positive(int, "--nodes", MAX_NODES),
         default=CLI_MAX_NODES,
         help=f"most nodes one replica may span (default {CLI_MAX_NODES})",
     )
@@ -239,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantization", default="auto", choices=["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes"]
     )
     size.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"])
-    size.add_argument("--gpu-memory-utilization", type=_positive(float, "--gpu-memory-utilization"), default=0.9)
+    size.add_argument("--gpu-memory-utilization", type=_positive(float, "--gpu-memory-utilization", 1.0), default=0.9)
     size.add_argument("--objective", choices=["throughput", "latency"], default="throughput")
     size.add_argument("--min-concurrency", type=_positive(int, "--min-concurrency"), default=1)
     size.add_argument("--rope-scaling", type=_rope, metavar="yarn:FACTOR")
@@ -346,7 +216,7 @@ def base_plan(stack: str, base: str) -> ClusterPlan | None:
         relative = stack_file(stack).relative_to(PROJECT_DIR)
         shown = subprocess.run(
             ["git", "show", f"{base}:{relative.as_posix()}"],
-            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False,
+            cwd=PROJECT_DIR, capture_output=True, timeout=60, check=False,
         )  # fmt: skip
         if shown.returncode != 0:
             known = subprocess.run(
@@ -356,16 +226,27 @@ def base_plan(stack: str, base: str) -> ClusterPlan | None:
             if known.returncode != 0:
                 raise UsageError(f"--diff: {base!r} is neither a stack file nor a git ref")
             return None  # the stack is new at this ref
-        document = yaml.safe_load(shown.stdout) or {}
-        raw = cluster_config(document, f"{base}:{relative.as_posix()}")
+        where = f"{base}:{relative.as_posix()}"
+        raw = cluster_config(parse_stack_document(shown.stdout, where), where)
     try:
         return plan_for(load_cluster_spec(raw))
     except (SpecError, CatalogError) as exc:
         raise UsageError(f"--diff: the stack at {base} does not plan: {exc}") from None
 
 
+def _check_render_dir(path: Path) -> None:
+    """Before planning: the --render directory exists or can be made (its nearest existing part is a directory)."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--render: {existing} is a file; give a directory to write the render into (made if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--render: {existing} is not writable; give a directory you can write to")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_for(load_stack(args.stack))
+    if args.render is not None:
+        _check_render_dir(args.render)
+    plan = plan_stack(args.stack)
     if args.diff is not None:
         print(diff_plans(base_plan(args.stack, args.diff), plan, args.stack, args.diff), end="")
         return 0

@@ -72,6 +72,8 @@ class RecordingMonitor(MockMonitor):
             "retain_on_delete": bool(request.retainOnDelete),
             "ignore_changes": sorted(request.ignoreChanges),
             "delete_before_replace": bool(request.deleteBeforeReplace),
+            "depends_on": sorted(request.dependencies),
+            "create_timeout": request.customTimeouts.create if request.HasField("customTimeouts") else "",
         }
         return response
 
@@ -187,8 +189,14 @@ def clean(value: Any) -> Any:
     return value
 
 
-def run_program(cluster: object, hf_token: str | None = None, secrets: dict[str, str] | None = None) -> ProgramRun:
-    """Run __main__.py with `llm-cluster:cluster`, optionally an HF token and other secret keys, under mocks."""
+def run_program(
+    cluster: object,
+    hf_token: str | None = None,
+    secrets: dict[str, str] | None = None,
+    plain: dict[str, str] | None = None,
+) -> ProgramRun:
+    """Run __main__.py with `llm-cluster:cluster`, optionally an HF token, other secret keys and plain-text keys,
+    under mocks."""
     monitor = _monitor()
     monitor.resources.clear()
     monitor.options.clear()
@@ -200,6 +208,7 @@ def run_program(cluster: object, hf_token: str | None = None, secrets: dict[str,
     }.items():
         config[key] = value
         secret_keys.append(key)
+    config.update(plain or {})
     pulumi.runtime.set_all_config(config, secret_keys)
     run = ProgramRun()
 
@@ -244,4 +253,7 @@ def render_stack(stack: str, plan: Any, out: Path) -> list[Path]:
     # Secret keys are ciphertext only the stack's secrets provider opens; placeholders keep their objects whole.
     secrets = dict.fromkeys(secret_keys(path), SECRET)
     run = run_program(read_stack_config(path), secrets=secrets)
-    return write_render(run, plan.model_dump(mode="json"), out)
+    try:
+        return write_render(run, plan.model_dump(mode="json"), out)
+    except OSError as exc:  # a read-only or special file system: said as the CLI's --render problem
+        raise RenderError(f"--render: cannot write {out} ({exc.strerror}); use another directory") from None

@@ -40,6 +40,9 @@ TEMPLATE_READS: dict[tuple[str, str], str] = {
     ("kube-prometheus-stack", "grafana.persistence.storageClassName"):
         "grafana-12.3.3 charts/grafana/templates/pvc.yaml (`with .Values.persistence.storageClassName`) and "
         "templates/statefulset.yaml; values.yaml has it only as `# storageClassName: default`",
+    ("kube-prometheus-stack", "grafana.persistence.annotations.helm.sh/resource-policy"):
+        "grafana-12.3.3 charts/grafana/templates/pvc.yaml (`with .Values.persistence.annotations`, toYaml into the "
+        "claim's metadata); values.yaml has it only as `# annotations: {}`",
 }  # fmt: skip
 # Keys whose value a chart hands to Kubernetes verbatim (toYaml): any key below them is the API's business, not the
 # chart's (the manifests' own schema tests cover what reaches the cluster).
