@@ -7,6 +7,7 @@ import pulumi
 from components.catalog import CatalogError
 from components.cluster import LlmCluster, LlmClusterArgs
 from components.gpu_pool import missing_sdks
+from components.planning.api_service import models_by_task
 from components.secret_config import SECRET_CONFIG_KEYS, gated_model_errors, plaintext_secret_errors
 from components.spec import SpecError, load_cluster_spec
 from components.stacks import plan_for
@@ -53,4 +54,7 @@ pulumi.export("gpus", {p.name: {"used_max": p.gpus_used_max, "total": p.gpus_tot
 if cluster.monitoring is not None:
     pulumi.export("grafanaAdminPassword", cluster.monitoring.grafana_admin_password)
 pulumi.export("clientKeys", cluster.api_gateway.client_keys)  # secret: `pulumi stack output --show-secrets`
-pulumi.export("endpoints", {m.name: f"http://{m.name}.{plan.namespace}.svc:8000/v1" for m in plan.models})
+# What clients use: the API's base URL (or, for a Service type without one yet, how to find it) and the names they
+# send as `model`, by task. Model servers are reachable only through the API gateway (NetworkPolicies).
+pulumi.export("apiUrl", plan.api_service.url)
+pulumi.export("models", models_by_task(plan.models))

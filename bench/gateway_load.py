@@ -1,5 +1,6 @@
 """The load generator of `bench.gateway_overhead`: the targets (stand-ins and real gateways as processes), a
-bounded asyncio client sending streaming chat requests, and the measurements of one level (TTFT, ITL, CPU)."""
+bounded asyncio client sending streaming chat or rerank requests, and the measurements of one level (TTFT, ITL,
+CPU)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -33,6 +34,9 @@ ITL_MS = 20.0
 MASTER_KEY = "sk-bench-master-key-0123456789"
 INFERENCE_KEY = "sk-bench-inference-key-0123456789"  # what Envoy injects; the master key opens nothing
 STAND_INS = 2  # the dev stack's two replicas; every target sees the same ones
+# A rerank request: one query and this many passages of RERANK_WORDS words each (~10 KB of JSON).
+RERANK_DOCUMENTS = 20
+RERANK_WORDS = 64
 # fake_vllm's ThreadingHTTPServer listens with socketserver's backlog of 5: with more connections arriving at
 # once the kernel drops SYNs and clients retry after 1 s, 3 s... (ListenOverflows), a stand-in artefact that
 # would show up as TTFT tails on every target. vLLM (uvicorn) listens with 2048; so do the stand-ins here.
@@ -52,22 +56,27 @@ def log(message: str) -> None:
 @dataclass
 class Target:
     name: str
-    urls: list[str]  # chat completions URLs, used round-robin
+    urls: list[str]  # the path's URLs (chat completions, or rerank), used round-robin
     model: str
     headers: dict[str, str]
     sessions: list[int]  # process session ids whose CPU time is the target's
+    # chat: streaming chat completions; rerank: one query against RERANK_DOCUMENTS passages, not streamed.
+    request: Literal["chat", "rerank"] = "chat"
 
 
 def generate_model(plan: ClusterPlan) -> str:
     return next(m.name for m in plan.models if m.task == "generate")
 
 
-def bench_litellm_config(plan: ClusterPlan, stand_ins: list[str]) -> dict[str, Any]:
-    """The rendered config with each model's api_base rewritten: one deployment per stand-in."""
+def bench_litellm_config(
+    plan: ClusterPlan, stand_ins: list[str], bases: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """The rendered config with each model's api_base rewritten: one deployment per stand-in (per stand-in of the
+    model's own in `bases`, where it has some)."""
     config = litellm_config(plan)
     entries = []
     for entry in config["model_list"]:
-        for base in stand_ins:
+        for base in (bases or {}).get(entry["model_name"], stand_ins):
             copy = json.loads(json.dumps(entry))
             copy["litellm_params"]["api_base"] = f"{base}/v1"
             entries.append(copy)
@@ -83,8 +92,8 @@ def post_json(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
         return int(response.status), bytes(response.read())
 
 
-def stand_in(port: int, models: list[str], name: str, logfile: Path) -> subprocess.Popen[bytes]:
-    return fake_vllm(port, models, name, logfile, tokens=TOKENS, itl_ms=ITL_MS)
+def stand_in(port: int, models: list[str], name: str, logfile: Path, rerank_ms: float = 0) -> subprocess.Popen[bytes]:
+    return fake_vllm(port, models, name, logfile, tokens=TOKENS, itl_ms=ITL_MS, rerank_ms=rerank_ms)
 
 
 @contextmanager
@@ -99,10 +108,18 @@ def started(args: list[str], logfile: Path, env: dict[str, str] | None = None) -
 @contextmanager
 def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: Path) -> Iterator[Target]:
     name = f"litellm-{workers}w"
-    config_dir = tmp / name
-    config_dir.mkdir()
-    config_path = litellm_files(litellm_config_files(plan), bench_litellm_config(plan, stand_ins), config_dir)
-    metrics_dir = tmp / f"{name}-prometheus"
+    with litellm_process(plan, bench_litellm_config(plan, stand_ins), workers, tmp / name) as (url, pid):
+        headers = {"Authorization": f"Bearer {INFERENCE_KEY}"}
+        yield Target(name, [f"{url}/v1/chat/completions"], generate_model(plan), headers, [pid])
+
+
+@contextmanager
+def litellm_process(plan: ClusterPlan, config: dict[str, Any], workers: int, tmp: Path) -> Iterator[tuple[str, int]]:
+    """The real LiteLLM proxy from the plan's files and arguments with `config` as config.yaml, on 127.0.0.1 in
+    `tmp`; (its URL, its process id) once it is ready."""
+    tmp.mkdir()
+    config_path = litellm_files(litellm_config_files(plan), config, tmp)
+    metrics_dir = tmp / "prometheus"
     metrics_dir.mkdir()
     port = free_port()
     args = with_values(
@@ -110,23 +127,25 @@ def litellm_target(plan: ClusterPlan, stand_ins: list[str], workers: int, tmp: P
         {"--config": str(config_path), "--host": HOST, "--port": str(port), "--num_workers": str(workers)},
     )
     env = litellm_env(MASTER_KEY, INFERENCE_KEY, ",".join(plan.gateway.routes), metrics_dir)
-    logfile = tmp / f"{name}.log"
-    log(f"starting {name}: litellm {' '.join(args)}")
+    logfile = tmp / "litellm.log"
+    log(f"starting {tmp.name}: litellm {' '.join(args)}")
     with started([str(VENV_BIN / "litellm"), *args], logfile, env) as process:
         url = f"http://{HOST}:{port}"
         wait_http(f"{url}/health/liveliness", START_TIMEOUT_S, process, logfile)
         wait_http(f"{url}/health/readiness", START_TIMEOUT_S, process, logfile)
-        yield Target(
-            name,
-            [f"{url}/v1/chat/completions"],
-            generate_model(plan),
-            {"Authorization": f"Bearer {INFERENCE_KEY}"},
-            [process.pid],
-        )
+        yield url, process.pid
 
 
 @contextmanager
 def router_target(plan: ClusterPlan, stand_ins: list[str], tmp: Path) -> Iterator[Target]:
+    with router_process(plan, stand_ins, tmp) as (url, pid):
+        yield Target("vllm-router", [f"{url}/v1/chat/completions"], generate_model(plan), {}, [pid])
+
+
+@contextmanager
+def router_process(plan: ClusterPlan, stand_ins: list[str], tmp: Path) -> Iterator[tuple[str, int]]:
+    """The real vllm-router with the plan's arguments on 127.0.0.1, the stand-ins registered as pod discovery
+    would register them; (its URL, its process id) once it is ready."""
     port = free_port()
     args = loopback_router_args(plan, port, free_port())
     logfile = tmp / "vllm-router.log"
@@ -139,7 +158,7 @@ def router_target(plan: ClusterPlan, stand_ins: list[str], tmp: Path) -> Iterato
             if status >= 300:
                 raise RuntimeError(f"registering {base} with vllm-router: {status} {body!r}")
         wait_http(f"{url}/readiness", 30, process, logfile)
-        yield Target("vllm-router", [f"{url}/v1/chat/completions"], generate_model(plan), {}, [process.pid])
+        yield url, process.pid
 
 
 # ---------------------------------------------------------------- load generator
@@ -207,10 +226,47 @@ async def stream_once(
         level.tokens += len(stamps)
 
 
+def rerank_body(model: str) -> dict[str, Any]:
+    passage = " ".join(f"word{i}" for i in range(RERANK_WORDS))
+    documents = [f"{d}: {passage}" for d in range(RERANK_DOCUMENTS)]
+    return {"model": model, "query": "Which passage answers the question?", "documents": documents}
+
+
+async def rerank_once(
+    session: aiohttp.ClientSession, target: Target, url: str, timeout: float, level: Level, _tokens: int
+) -> None:
+    """One rerank request; not streamed, so its whole answer is its first token: TTFT = total."""
+    begin = time.perf_counter()
+    level.first_start = min(level.first_start, begin)
+    try:
+        async with session.post(
+            url, json=rerank_body(target.model), headers=target.headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
+            answer = await response.read()
+            if response.status != 200:
+                level.errors[f"HTTP {response.status}"] += 1
+                return
+            results = json.loads(answer).get("results") or []
+    except TimeoutError:
+        level.errors["timeout"] += 1
+        return
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        level.errors[type(exc).__name__] += 1
+        return
+    end = time.perf_counter()
+    level.last_end = max(level.last_end, end)
+    if len(results) != RERANK_DOCUMENTS:
+        level.errors["results missing"] += 1
+    else:
+        level.samples_ttft.append(end - begin)
+        level.samples_total.append(end - begin)
+
+
 async def run_level(
     target: Target, concurrency: int, requests: int, budget_s: float, tokens: int, stagger_s: float
 ) -> Level:
-    """`requests` streaming requests, at most `concurrency` in flight, all within `budget_s`."""
+    """`requests` requests of the target's kind, at most `concurrency` in flight, all within `budget_s`."""
+    once = stream_once if target.request == "chat" else rerank_once
     level = Level()
     deadline = time.monotonic() + budget_s
     issued = 0
@@ -227,7 +283,7 @@ async def run_level(
                     return
                 url = target.urls[issued % len(target.urls)]
                 issued += 1
-                await stream_once(session, target, url, min(REQUEST_TIMEOUT_S, remaining), level, tokens)
+                await once(session, target, url, min(REQUEST_TIMEOUT_S, remaining), level, tokens)
 
         tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
         _, pending = await asyncio.wait(tasks, timeout=budget_s + 15)

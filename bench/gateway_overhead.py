@@ -1,6 +1,6 @@
 """Streaming latency the LLM gateways add in front of vLLM, measured on loopback with the real gateways.
 
-    python -m bench.gateway_overhead [--quick] [--concurrency 1 8 32 64 128] [--requests N]
+    python -m bench.gateway_overhead [--quick] [--concurrency 1 8 32 64 128] [--requests N] [--route-table prod]
 
 Stand-ins for vLLM (testbed/fake_vllm.py, one process per model-server worker) stream `TOKENS`
 tokens `ITL_MS` apart. The same stand-ins sit behind every target:
@@ -21,6 +21,10 @@ the budget count as errors. Per request it measures the time to the
 first content chunk (TTFT), the gaps between content chunks (ITL) and the total. Writes
 bench/results/gateway_overhead.json, .md and .png; progress goes to stderr. Everything runs on 127.0.0.1 and
 is stopped on the way out.
+
+`--route-table STACK` measures the stack's own route table instead (bench/route_table.py): its chat path through
+vllm-router with the stack's arguments and its rerank path straight to the score model, against direct and against
+the same paths through LiteLLM; bench/results/gateway_routes.json and .md.
 """
 
 from __future__ import annotations
@@ -38,8 +42,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from matplotlib.figure import Figure
 
 from bench.gateway_load import (
     HOST,
@@ -113,8 +115,9 @@ def fmt(value: Any) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
-    """Sentences generated from the numbers, so they stay true whenever the benchmark is rerun."""
+def reading(rows: list[dict[str, Any]], itl_ms: float, fixed_ms: float = 0.0) -> list[str]:
+    """Sentences generated from the numbers, so they stay true whenever the benchmark is rerun; `fixed_ms`: the
+    stand-ins' own delay before the first token (a rerank's), which is no noise."""
     p50, p99 = overheads(rows, "ttft_p50_ms"), overheads(rows, "ttft_p99_ms")
     direct = {r["concurrency"]: r for r in rows if r["gateway"] == "direct"}
     sentences = []
@@ -125,7 +128,7 @@ def reading(rows: list[dict[str, Any]], itl_ms: float) -> list[str]:
         tail = p99.get(gateway, {})
         high = f" (p99 {tail[top]:+g} ms at {top})" if top in tail else ""
         # Direct's own spread at the level: an overhead below it is not told apart from noise.
-        noise = {c: max(5.0, 0.25 * (direct[c]["ttft_p50_ms"] or 0)) for c in levels}
+        noise = {c: max(5.0, 0.25 * ((direct[c]["ttft_p50_ms"] or 0) - fixed_ms)) for c in levels}
         if all(by_level[c] <= noise[c] for c in levels):
             where = f"; at most {max(noise.values()):.3g} ms over direct (direct's own noise) at every level"
         else:
@@ -231,6 +234,8 @@ one run: a few ms either way is noise.
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure  # requirements-bench.txt; only the plot needs it
+
     rows = result["rows"]
     p50, p99 = overheads(rows, "ttft_p50_ms"), overheads(rows, "ttft_p99_ms")
     figure = Figure(figsize=(8, 5), dpi=120)
@@ -263,11 +268,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    levels, requests, budget_s, logs = parse_args(argv)
+    levels, requests, budget_s, logs, route_table = parse_args(argv)
+    command = " ".join(["python -m bench.gateway_overhead", *(argv if argv is not None else sys.argv[1:])])
+    if route_table is not None:
+        from bench.route_table import bench_route_table  # it reuses this module's reporting
+
+        bench_route_table(route_table, levels, requests, budget_s, logs, command)
+        return
     litellm_plan, router_plan = plan_for(load_stack(LITELLM_STACK)), plan_for(load_stack(ROUTER_STACK))
     assert litellm_plan.gateway.kind == "litellm" and router_plan.gateway.kind == "vllm-router"
     models = sorted({generate_model(litellm_plan), generate_model(router_plan)})
-    command = " ".join(["python -m bench.gateway_overhead", *(argv if argv is not None else sys.argv[1:])])
     began = time.perf_counter()
     rows = run_targets(litellm_plan, router_plan, models, levels, requests, budget_s, logs)
     result = {
@@ -280,13 +290,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_results(result)
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[list[int], int, float, Path | None]:
-    """(levels, requests per level, budget per level, where to keep the logs)."""
+def parse_args(argv: Sequence[str] | None) -> tuple[list[int], int, float, Path | None, str | None]:
+    """(levels, requests per level, budget per level, where to keep the logs, the stack whose route table to run)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer levels and requests: under 5 minutes")
     parser.add_argument("--concurrency", type=int, nargs="+", help="levels (default 1 8 32 64 128; quick 1 8 32 128)")
     parser.add_argument("--requests", type=int, help="requests per level, at least 4x its concurrency (200; quick 24)")
     parser.add_argument("--logs", type=Path, help="keep the processes' logs and configs here (default: discarded)")
+    parser.add_argument("--route-table", metavar="STACK", help="run this stack's route table (chat and rerank paths)")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     levels: list[int] = args.concurrency or list(preset.concurrency)
@@ -295,7 +306,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[list[int], int, float, Path 
     if min(levels) < 1 or requests < 1 or max(levels) > 512:
         parser.error("concurrency must be 1..512 and requests at least 1")
     logs: Path | None = args.logs
-    return levels, requests, budget_s, logs
+    route_table: str | None = args.route_table
+    return levels, requests, budget_s, logs, route_table
 
 
 def run_targets(

@@ -1,15 +1,5 @@
-"""`python -m components size|plan` (see components/tools/cli.py)."""
+"""`python -m components size|plan|catalog` (see components/tools/cli.py; `llm-cluster` from any directory)."""
 
-import os
-import sys
+from components.tools.cli import run
 
-from components.tools.cli import main
-
-try:
-    code = main()
-    sys.stdout.flush()
-except BrokenPipeError:
-    # The reader (`| head`) went away: stop quietly, as a pipeline expects.
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    code = 0
-raise SystemExit(code)
+raise SystemExit(run())

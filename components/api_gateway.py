@@ -2,8 +2,12 @@
 gateway can be replaced without touching a single client.
 
 One GatewayClass and Gateway (HTTPS from the operator's TLS Secret; plain HTTP only where the stack says
-so), an HTTPRoute to the LLM gateway for exactly the plan's inference paths, a SecurityPolicy with one API key
-per client (`sanitize` strips it, the client id travels in a header), and per-client local rate limits.
+so), an HTTPRoute to the LLM gateway for exactly the plan's inference paths (and, under vllm-router, rerank
+straight to the score model's Service: the plan's direct routes), a SecurityPolicy with one API key
+per client (`sanitize` strips it, the client id travels in a header), and per-client rate limits in the plan's
+scope (global: counted once across the Envoy replicas, in components/rate_limit_store.py's Redis; or local).
+The Gateway names an EnvoyProxy (components/envoy_proxy.py): the Service clients connect to (the plan's type) and
+the number of Envoy replicas.
 
 Upstream credential: for LiteLLM, Envoy injects LiteLLM's inference key (components/gateway.py), never its
 master key, so client keys never reach LiteLLM and what Envoy holds is no admin key: LiteLLM's custom auth hook
@@ -21,10 +25,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random
 
+from components import envoy_proxy
 from components.charts import chart_namespace, chart_pin, helm_release
 from components.gateway import NAME as LLM_GATEWAY
 from components.labels import API_GATEWAY_COMPONENT, COMPONENT_LABEL, NAME_LABEL, PART_OF_LABEL, PROJECT
+from components.model_server import PORT as MODEL_PORT
 from components.planning.types import ClusterPlan
+from components.rate_limit_store import envoy_gateway_values
 
 GATEWAY_CLASS = "llm-cluster"
 CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
@@ -87,7 +94,17 @@ def http_route(plan: ClusterPlan) -> dict[str, Any]:
                 },
             },
         ]
-    spec: dict[str, Any] = {"parentRefs": [{"name": GATEWAY}], "rules": [rule]}
+    # Rerank under vllm-router, which does not route it: straight to the score model's Service, in the same
+    # route, so the SecurityPolicy and rate limits that target the route cover it. No gateway answers first here.
+    direct = [
+        {
+            "matches": [{"path": {"type": "Exact", "value": path}} for path in d.paths],
+            "backendRefs": [{"name": d.model, "port": MODEL_PORT}],
+            "timeouts": {"request": f"{plan.gateway.timeout_seconds}s"},
+        }
+        for d in plan.gateway.direct_routes
+    ]
+    spec: dict[str, Any] = {"parentRefs": [{"name": GATEWAY}], "rules": [rule, *direct]}
     if plan.auth.hostname:
         spec["hostnames"] = [plan.auth.hostname]
     return spec
@@ -114,7 +131,13 @@ def security_policy(plan: ClusterPlan) -> dict[str, Any]:
 
 
 def rate_limits(plan: ClusterPlan) -> dict[str, Any] | None:
-    rules = [
+    """One rule per limited client, on the client id the SecurityPolicy forwards, in the plan's scope: global
+    (counted in Redis by Envoy Gateway's rate-limit service, components/rate_limit_store.py) or local (per replica).
+    The `type` field is left out: Envoy Gateway v1.9 deprecates it for the `global`/`local` fields themselves."""
+    scope = plan.rate_limits.scope
+    if scope == "none":
+        return None
+    rules: list[dict[str, Any]] = [
         {
             "clientSelectors": [{"headers": [{"name": CLIENT_HEADER, "type": "Exact", "value": c.name}]}],
             "limit": {"requests": c.rate_limit.requests, "unit": c.rate_limit.unit},
@@ -122,8 +145,13 @@ def rate_limits(plan: ClusterPlan) -> dict[str, Any] | None:
         for c in plan.auth.clients
         if c.rate_limit
     ]
-    # Local limits are per Envoy replica; a global limit would need a Redis the stack does not run.
-    return {"targetRefs": route_target(), "rateLimit": {"local": {"rules": rules}}} if rules else None
+    if scope == "local":
+        return {"targetRefs": route_target(), "rateLimit": {"local": {"rules": rules}}}
+    # shared: one count per client for the whole policy. Unshared, Envoy Gateway keys a global count by route
+    # (xds/translator/ratelimit.go buildRouteRateLimits), so each rule of the HTTPRoute (rerank beside the LLM
+    # gateway's paths) would count apart. Local limits have no such option (local_ratelimit.go ignores `shared`).
+    shared = [{**rule, "shared": True} for rule in rules]
+    return {"targetRefs": route_target(), "rateLimit": {"global": {"rules": shared}}}
 
 
 @dataclass(frozen=True)
@@ -147,7 +175,9 @@ class ApiGateway(pulumi.ComponentResource):
         # (internal/infrastructure/kubernetes/resource/resource.go DefaultSecurityContext, proxy/resource.go).
         self.namespace = chart_namespace(f"{name}-namespace", "gateway-helm", "restricted", self)
         self.release = helm_release(
-            "gateway-helm", {}, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+            "gateway-helm",
+            envoy_gateway_values(plan),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         gateway_class = k8s.apiextensions.CustomResource(
             f"{name}-class",
@@ -157,13 +187,27 @@ class ApiGateway(pulumi.ComponentResource):
             spec={"controllerName": CONTROLLER},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
         )
+        # The proxies' Service (the plan's type, node ports, annotations) and replicas, for this Gateway only; made
+        # first, so the Gateway never runs on Envoy Gateway's defaults (a LoadBalancer Service) in between.
+        proxy = k8s.apiextensions.CustomResource(
+            f"{name}-envoy-proxy",
+            api_version=envoy_proxy.API_VERSION,
+            kind=envoy_proxy.KIND,
+            metadata=meta(plan, envoy_proxy.NAME),
+            spec=envoy_proxy.envoy_proxy_spec(plan),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+        )
         gateway = k8s.apiextensions.CustomResource(
             f"{name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
             metadata=meta(plan, GATEWAY),
-            spec={"gatewayClassName": GATEWAY_CLASS, "listeners": listeners(plan)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway_class]),
+            spec={
+                "gatewayClassName": GATEWAY_CLASS,
+                "infrastructure": {"parametersRef": envoy_proxy.parameters_ref()},
+                "listeners": listeners(plan),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway_class, proxy]),
         )
         route = self._route(name, plan, gateway, args.upstream_key)
         self._keys_and_policies(name, plan, route)

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
+# Re-exported: the components and tests read the pins from here.
+from components.chart_pins import CHARTS_DIR as CHARTS_DIR
+from components.chart_pins import chart_pin as chart_pin
+
 # Helm waits for every release to be ready (atomic: rolled back otherwise); kube-prometheus-stack with its
 # CRDs, volumes and admission webhooks takes minutes on a fresh cluster.
 RELEASE_TIMEOUT_SECONDS = 900
-
-
-@dataclass(frozen=True)
-class ChartPin:
-    name: str
-    repo: str
-    chart: str
-    version: str
-    namespace: str
-
-
-@functools.cache
-def chart_pin(name: str) -> ChartPin:
-    pins = yaml.safe_load((CHARTS_DIR / "versions.yaml").read_text())
-    return ChartPin(name=name, **pins[name])
 
 
 def base_values(name: str) -> dict[str, Any]:

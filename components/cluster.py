@@ -18,6 +18,8 @@ from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.planning.types import ClusterPlan
+from components.rate_limit_store import RateLimitStore, RateLimitStoreArgs
+from components.rate_limit_store import pod_monitors as rate_limit_pod_monitors
 from components.vllm_image import VllmImage, VllmImageArgs
 
 HF_TOKEN_SECRET = "hf-token"
@@ -70,7 +72,7 @@ class LlmCluster(pulumi.ComponentResource):
                     plan=plan,
                     grafana_admin_password=args.grafana_admin_password,
                     service_monitors=(gateway_service_monitor(plan),),
-                    pod_monitors=(envoy_pod_monitor(plan),),
+                    pod_monitors=(envoy_pod_monitor(plan), *rate_limit_pod_monitors(plan)),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
             )
@@ -95,6 +97,16 @@ class LlmCluster(pulumi.ComponentResource):
             f"{name}-api-gateway",
             ApiGatewayArgs(plan=plan, upstream_key=self.gateway.inference_key),
             pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        # Global rate limits: the Redis Envoy Gateway's rate-limit service counts in, in Envoy Gateway's namespace.
+        self.rate_limit_store = (
+            RateLimitStore(
+                f"{name}-rate-limit-store",
+                RateLimitStoreArgs(plan=plan),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.api_gateway.namespace]),
+            )
+            if plan.rate_limits.scope == "global"
+            else None
         )
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies", NetworkPoliciesArgs(plan=plan), in_namespace

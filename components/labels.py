@@ -15,6 +15,9 @@ GATEWAY_KIND_LABEL = "llm-cluster.io/gateway-kind"
 # The label Prometheus selects monitors and rules by (charts/kube-prometheus-stack/values.yaml): no chart
 # writes it by itself, so it never collides with a chart's own part-of label.
 PROMETHEUS_LABEL = "llm-cluster.io/prometheus"
+# The labels prometheus-operator puts on every Prometheus server pod (pkg/prometheus/statefulset.go): what the
+# NetworkPolicies admit to metrics ports.
+PROMETHEUS_POD_LABELS = {NAME_LABEL: "prometheus", "app.kubernetes.io/managed-by": "prometheus-operator"}
 # What the plan checked on an HPA, so the policy pack can re-check maxReplicas against the pool.
 POOL_GPUS_ANNOTATION = "llm-cluster.io/pool-gpus"
 GPUS_PER_REPLICA_ANNOTATION = "llm-cluster.io/gpus-per-replica"

@@ -1,6 +1,7 @@
 """NetworkPolicies of the serving namespace: deny by default, then only the paths the design needs.
 
-API gateway (Envoy proxies) -> LLM gateway -> model servers; Prometheus -> metrics ports; members of a
+API gateway (Envoy proxies) -> LLM gateway -> model servers, and Envoy -> the servers of a model the plan
+routes to directly (rerank under vllm-router); Prometheus -> metrics ports; members of a
 LeaderWorkerSet group <-> each other; DNS to the cluster DNS pods only; the weights download (a Job, or
 servers with per-pod caches) out to the weights source only; the router out to the Kubernetes API.
 """
@@ -23,6 +24,7 @@ from components.labels import (
     NAME_LABEL,
     PART_OF_LABEL,
     PROJECT,
+    PROMETHEUS_POD_LABELS,
     ROLE_LABEL,
     SERVER_ROLE,
     WEIGHTS_DOWNLOAD_COMPONENT,
@@ -36,8 +38,7 @@ DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 GATEWAY_PODS = {COMPONENT_LABEL: GATEWAY_COMPONENT}
 MODEL_PODS = {COMPONENT_LABEL: MODEL_SERVER_COMPONENT}
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
-# The labels prometheus-operator puts on every Prometheus server pod (pkg/prometheus/statefulset.go).
-PROMETHEUS_PODS = {"matchLabels": {NAME_LABEL: "prometheus", "app.kubernetes.io/managed-by": "prometheus-operator"}}
+PROMETHEUS_PODS = {"matchLabels": PROMETHEUS_POD_LABELS}
 
 
 def namespace_is(name: str) -> dict[str, Any]:
@@ -108,6 +109,17 @@ def policies(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
                 "ingress": [{"from": [group]}],
                 "egress": [{"to": [group]}],
             }
+    direct = sorted({d.model for d in plan.gateway.direct_routes})
+    if direct:
+        # The API gateway's direct routes (rerank under vllm-router): Envoy's pods to those servers' API port.
+        specs["api-gateway-direct"] = {
+            "podSelector": {
+                "matchLabels": {**MODEL_PODS, ROLE_LABEL: SERVER_ROLE},
+                "matchExpressions": [{"key": MODEL_LABEL, "operator": "In", "values": direct}],
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [envoy], "ports": tcp(MODEL_PORT)}],
+        }
     return specs
 
 

@@ -21,6 +21,7 @@ from pod_rules import (
     pods_have_no_service_links,
     serving_namespace_enforces_restricted,
 )
+from rate_limit_rules import rate_limits_hold_across_replicas
 from stack_resources import (
     HELM_RELEASE,
     Resource,
@@ -323,6 +324,7 @@ STACK_RULES: dict[str, StackRule] = {
     "api-tokens-only-for-bound-accounts": api_tokens_only_for_bound_accounts,
     "serving-namespace-enforces-restricted": serving_namespace_enforces_restricted,
     "namespaces-holding-data-are-protected": namespaces_holding_data_are_protected,
+    "rate-limits-hold-across-replicas": rate_limits_hold_across_replicas,
 }
 
 

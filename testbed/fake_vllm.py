@@ -1,11 +1,12 @@
 """A stand-in for vLLM's OpenAI-compatible server, for gateway tests and benchmarks (loopback only).
 
     python -m testbed.fake_vllm --port 18001 --model chat-a [--model emb-a] [--name w1]
-        [--tokens 16] [--itl-ms 0] [--fail-every 0]
+        [--tokens 16] [--itl-ms 0] [--rerank-ms 0] [--fail-every 0]
 
 Serves what the gateways call: GET /health, /v1/models, /metrics (vllm: series); POST
 /v1/chat/completions and /v1/completions (streaming ends with `data: [DONE]`), /v1/embeddings,
-/v1/rerank and /rerank, /v1/score. Streams `--tokens` tokens `--itl-ms` apart. `--fail-every N`
+/v1/rerank and /rerank, /v1/score (answered after `--rerank-ms`). Streams `--tokens` tokens `--itl-ms` apart.
+`--fail-every N`
 answers every Nth generation request with 500. Responses carry `X-Served-By: <name>`; GET /_stats
 returns the request counts and the Authorization headers seen.
 """
@@ -22,11 +23,14 @@ from typing import Any, ClassVar
 
 
 class FakeVllm:
-    def __init__(self, name: str, models: list[str], tokens: int, itl_ms: float, fail_every: int) -> None:
+    def __init__(
+        self, name: str, models: list[str], tokens: int, itl_ms: float, fail_every: int, rerank_ms: float = 0
+    ) -> None:
         self.name = name
         self.models = models
         self.tokens = tokens
         self.itl = itl_ms / 1000
+        self.rerank_seconds = rerank_ms / 1000
         self.fail_every = fail_every
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
@@ -67,6 +71,9 @@ class StandInHandler(BaseHTTPRequestHandler):
     """One request; `make_handler` binds `state`, since the server builds handlers from a class."""
 
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as vLLM's asyncio server has: without it the body (or a stream's first event) waits behind the
+    # headers' segment for the peer's delayed ACK, up to 40 ms on Linux, on kept-alive connections.
+    disable_nagle_algorithm = True
     state: ClassVar[FakeVllm]
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -152,6 +159,8 @@ class StandInHandler(BaseHTTPRequestHandler):
 
     def rerank(self, model: str, body: dict[str, Any]) -> None:
         documents = body.get("documents") or body.get("text_2") or []
+        if self.state.rerank_seconds:
+            time.sleep(self.state.rerank_seconds)  # the model scoring every document
         results = [
             {"index": i, "document": {"text": str(d)}, "relevance_score": 1.0 / (i + 1)}
             for i, d in enumerate(documents)
@@ -234,8 +243,12 @@ class StandInServer(ThreadingHTTPServer):
     request_queue_size = 2048
 
 
-def serve(port: int, models: list[str], name: str, tokens: int = 16, itl_ms: float = 0, fail_every: int = 0) -> None:
-    server = StandInServer(("127.0.0.1", port), make_handler(FakeVllm(name, models, tokens, itl_ms, fail_every)))
+def serve(
+    port: int, models: list[str], name: str, tokens: int = 16, itl_ms: float = 0, fail_every: int = 0,
+    rerank_ms: float = 0,
+) -> None:  # fmt: skip
+    state = FakeVllm(name, models, tokens, itl_ms, fail_every, rerank_ms)
+    server = StandInServer(("127.0.0.1", port), make_handler(state))
     server.daemon_threads = True
     server.serve_forever()
 
@@ -248,8 +261,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--itl-ms", type=float, default=0)
     parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--rerank-ms", type=float, default=0)
     args = parser.parse_args()
-    serve(args.port, args.model, args.name, args.tokens, args.itl_ms, args.fail_every)
+    serve(args.port, args.model, args.name, args.tokens, args.itl_ms, args.fail_every, args.rerank_ms)
 
 
 if __name__ == "__main__":

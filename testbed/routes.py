@@ -1,26 +1,58 @@
-"""Which paths the rendered HTTPRoute admits (Gateway API path matching), and every route the real LiteLLM app
-serves, so tests can check the one against the other and call each route."""
+"""Which paths the rendered HTTPRoute admits and where it sends them (Gateway API path matching), and every route
+the real LiteLLM app and vLLM's server serve, so tests can check the one against the others and call each route."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import os
 import re
 from typing import Any
 
+from components.stacks import PROJECT_DIR
+
 
 def route_admits(route: dict[str, Any], path: str) -> bool:
     """Gateway API path matching (HTTPPathMatch): Exact, and PathPrefix by whole path elements."""
-    for rule in route["spec"]["rules"]:
+    return route_backends(route, path) is not None
+
+
+def route_backends(route: dict[str, Any], path: str) -> list[dict[str, Any]] | None:
+    """The backendRefs of the rule that takes `path`, None when no rule admits it. Gateway API precedence between
+    rules that match: an Exact match, then the longest prefix, then the first rule."""
+    taken: list[tuple[tuple[int, int, int], list[dict[str, Any]]]] = []
+    for index, rule in enumerate(route["spec"]["rules"]):
         for match in rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]:
             kind, value = match["path"]["type"], match["path"]["value"]
-            if kind == "Exact" and path == value:
-                return True
-            if kind == "PathPrefix" and (path == value or path.startswith(value.rstrip("/") + "/")):
-                return True
             if kind == "RegularExpression":
                 raise AssertionError(f"{value}: a regular expression route cannot be checked path by path")
-    return False
+            if kind == "Exact" and path == value:
+                taken.append(((0, 0, index), rule.get("backendRefs") or []))
+            if kind == "PathPrefix" and (path == value or path.startswith(value.rstrip("/") + "/")):
+                taken.append(((1, -len(value), index), rule.get("backendRefs") or []))
+    return min(taken, key=lambda t: t[0])[1] if taken else None
+
+
+@functools.cache
+def vllm_server_paths() -> frozenset[str]:
+    """Every path vLLM's own HTTP servers declare (`@router.post("/score")`, `@app.get(...)`, `Mount("/metrics")`
+    in the pinned vLLM package of .venv-vllm, vllm/entrypoints), read from the source: whatever flags switch on."""
+    packages = sorted((PROJECT_DIR / ".venv-vllm" / "lib").glob("python3*/site-packages/vllm/entrypoints"))
+    if not packages:
+        raise AssertionError("no .venv-vllm: install it with the README's test command (requirements-vllm.txt)")
+    verbs = {"get", "post", "put", "delete", "patch", "api_route", "add_api_route"}
+    found: set[str] = set()
+    for source in packages[0].rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            first, func = node.args[0], node.func
+            declares = (isinstance(func, ast.Attribute) and func.attr in verbs) or (
+                isinstance(func, ast.Name) and func.id == "Mount"
+            )
+            if declares and isinstance(first, ast.Constant) and str(first.value).startswith("/"):
+                found.add(re.sub(r"\{[^}]+\}", "x", str(first.value)))
+    return frozenset(found)
 
 
 @functools.cache

@@ -69,9 +69,9 @@ def test_litellm_runs_without_a_database_with_its_keys_from_secrets_and_its_auth
 
 
 def test_envoy_injects_the_inference_key_and_never_the_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """prod run once more with each generated value named after its resource, so the injected credential shows
-    which key it holds; every key-holding Secret is a Pulumi secret, and only LiteLLM's pod names the master
-    key's Secret."""
+    """example-gke (LiteLLM) run once more with each generated value named after its resource, so the injected
+    credential shows which key it holds; every key-holding Secret is a Pulumi secret, and only LiteLLM's pod names
+    the master key's Secret."""
     echo = EchoMocks.new_resource
 
     def named(self: EchoMocks, args: Any) -> tuple[str, dict[str, Any]]:
@@ -81,7 +81,7 @@ def test_envoy_injects_the_inference_key_and_never_the_master_key(monkeypatch: p
         return resource_id, state
 
     monkeypatch.setattr(EchoMocks, "new_resource", named)
-    run = run_program(stack_config("prod"))
+    run = run_program(stack_config("example-gke"))
     secrets = {r.inputs["metadata"]["name"]: r.inputs["stringData"] for r in run.of_type("kubernetes:core/v1:Secret")}
     assert all(PULUMI_SECRET in data for data in secrets.values())
     assert secrets[UPSTREAM_CREDENTIAL]["value"] == {"credential": "Bearer sk-<llm-gateway-inference-key>"}
@@ -122,7 +122,8 @@ def test_api_gateway_owns_client_keys_and_rate_limits(stack: str) -> None:
     limited = {c["name"]: c["rateLimit"] for c in config["auth"]["clients"] if "rateLimit" in c}
     limits = objects(stack, "BackendTrafficPolicy")
     if limited:
-        rules = limits[GATEWAY]["spec"]["rateLimit"]["local"]["rules"]
+        # The plan's scope (tests/test_rate_limits.py): global where Envoy runs more than one replica.
+        (rules,) = [scope["rules"] for scope in limits[GATEWAY]["spec"]["rateLimit"].values()]
         got = {r["clientSelectors"][0]["headers"][0]["value"]: r["limit"] for r in rules}
         assert got == {n: {"requests": r["requests"], "unit": r.get("unit", "Minute")} for n, r in limited.items()}
     route = objects(stack, "HTTPRoute")[GATEWAY]["spec"]
@@ -220,43 +221,7 @@ def test_bad_gateway_and_auth_input(change: Any, message: str) -> None:
     assert any(line.startswith(message) for line in caught.value.errors), caught.value.errors
 
 
-@pytest.mark.parametrize(("task", "kind"), [("generate", "vllm-router"), ("score", "litellm")])
-def test_default_gateway_follows_the_benchmark_unless_rerank_needs_litellm(task: str, kind: str) -> None:
-    from components.stacks import plan_for
-
-    model = "BAAI/bge-reranker-v2-m3" if task == "score" else "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-    config = {
-        "storageClass": "fast",
-        "pools": [
-            {"name": "p", "gpu": "L4-24GB", "gpusPerNode": 1, "backend": {"kind": "existing", "nodeNames": ["n"]}}
-        ],
-        "models": [{"name": "m", "model": model, "pool": "p", "maxModelLen": 4096}],
-        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
-    }
-    plan = plan_for(load_cluster_spec(config))
-    assert plan.gateway.kind == kind
-    assert plan.gateway.workers == 2
-
-
-def test_vllm_router_with_a_rerank_model_is_refused_by_the_plan() -> None:
-    from components.planning.types import SizingError
-    from components.stacks import plan_for
-
-    config = {
-        "storageClass": "fast",
-        "pools": [
-            {"name": "p", "gpu": "L4-24GB", "gpusPerNode": 1, "backend": {"kind": "existing", "nodeNames": ["n"]}}
-        ],
-        "models": [{"name": "m", "model": "BAAI/bge-reranker-v2-m3", "pool": "p"}],
-        "gateway": {"kind": "vllm-router"},
-        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
-    }
-    with pytest.raises(SizingError) as caught:
-        plan_for(load_cluster_spec(config))
-    assert caught.value.errors == [
-        "gateway.kind: vllm-router 0.1.17 cannot pass vLLM's rerank responses through (m serve rerank); "
-        "use kind: litellm or leave kind out"
-    ]
+# The gateway kind and its route table as the plan decides them: tests/test_gateway_kind.py.
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if gateway_kind(s) == "litellm"])

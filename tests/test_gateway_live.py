@@ -20,10 +20,13 @@ from testbed.processes import VENV_BIN, fake_vllm, free_port, running, start, wa
 from testbed.routes import litellm_app_routes, route_admits
 from testbed.stacks import rendered
 
-STACK = "prod"
+# The stack that runs LiteLLM for its model fallbacks and serves every task (prod runs vllm-router:
+# tests/test_router_live.py).
+STACK = "example-gke"
+FLAKY_MODEL = "qwen3-32b"
 MASTER_KEY = "sk-test-master-key-0123456789"
 INFERENCE_KEY = "sk-test-inference-key-0123456789"  # what Envoy injects
-# One request per inference path the plan serves (prod serves every task).
+# One request per inference path the plan serves (the stack serves every task).
 INFERENCE_BODIES: dict[str, dict[str, Any] | None] = {
     "/v1/models": None,
     "/v1/chat/completions": chat("qwen2-5-32b-instruct"),
@@ -61,12 +64,13 @@ def rendered_env() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def litellm(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """prod's rendered ConfigMap files and environment; api_base rewritten to two stand-ins, one failing every
+    """The stack's rendered ConfigMap files and environment; api_base rewritten to two stand-ins, one failing every
     other request; test keys in place of the Secrets'."""
     tmp = tmp_path_factory.mktemp("litellm")
     files = rendered_object("ConfigMap", "llm-gateway-config")["data"]
     config = yaml.safe_load(files["config.yaml"])
-    flaky_model = "t-lite-it-1-0"
+    assert config["router_settings"]["fallbacks"], "the stack's reason for LiteLLM"
+    flaky_model = FLAKY_MODEL
     names = [m["model_name"] for m in config["model_list"]]
     main_port, flaky_port, proxy_port = free_port(), free_port(), free_port()
     for entry in config["model_list"]:
@@ -108,14 +112,14 @@ def test_litellm_refuses_inference_without_the_inference_key(litellm: Any, key: 
 
 
 def test_litellm_serves_chat_with_the_inference_key(litellm: Any) -> None:
-    status, _, body = request(f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct"), INFERENCE_KEY)
+    status, _, body = request(f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-32b-instruct"), INFERENCE_KEY)
     assert status == 200
     assert served_by(body) == "main"
 
 
 def test_litellm_streams_to_done(litellm: Any) -> None:
     status, headers, body = request(
-        f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-coder-7b-instruct", stream=True), INFERENCE_KEY
+        f"{litellm['url']}/v1/chat/completions", chat("qwen2-5-32b-instruct", stream=True), INFERENCE_KEY
     )
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     events = [line for line in body.decode().splitlines() if line.startswith("data: ")]
@@ -133,7 +137,7 @@ def test_litellm_embeddings_and_rerank(litellm: Any) -> None:
 
 def test_litellm_retries_through_a_backend_that_fails_every_other_request(litellm: Any) -> None:
     url = f"{litellm['url']}/v1/chat/completions"
-    statuses = [request(url, chat("t-lite-it-1-0"), INFERENCE_KEY)[0] for _ in range(10)]
+    statuses = [request(url, chat(FLAKY_MODEL), INFERENCE_KEY)[0] for _ in range(10)]
     assert statuses == [200] * 10
     _, _, stats = request(f"http://127.0.0.1:{litellm['flaky']}/_stats")
     assert json.loads(stats)["counts"]["/v1/chat/completions"] > 10  # the failures happened and were retried
@@ -146,7 +150,7 @@ def test_litellm_probes_and_metrics_need_no_key(litellm: Any) -> None:
 
 
 def test_every_path_the_route_admits_answers_through_litellm(litellm: Any) -> None:
-    """The real LiteLLM behind prod's route table: each admitted path serves inference with the injected key."""
+    """The real LiteLLM behind the stack's route table: each admitted path serves inference with the injected key."""
     route = rendered_object("HTTPRoute", "llm-api")
     routes = ClusterPlan.model_validate(rendered(STACK).exports["plan"]).gateway.routes
     assert set(routes) == set(INFERENCE_BODIES)

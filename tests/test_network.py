@@ -36,8 +36,9 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
 def server_containers(run: ProgramRun) -> dict[str, dict[str, Any]]:
     found = {}
     for name, deployment in objects(run, "Deployment").items():
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        if container["name"] == "vllm":
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        if containers[0]["name"] == "vllm":  # not the gateway, nor the rate-limit Redis with its exporter
+            (container,) = containers
             found[name] = container
     for name, group in objects(run, "LeaderWorkerSet").items():
         found[name] = group["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]

@@ -15,7 +15,9 @@ def test_every_stack_synthesizes_and_exports_its_plan(stack: str) -> None:
     plan = run.exports["plan"]
     assert plan["models"] and plan["pools"]
     assert set(run.exports["gpus"]) == {p["name"] for p in plan["pools"]}
-    assert set(run.exports["endpoints"]) == {m["name"] for m in plan["models"]}
+    served = sorted(name for names in run.exports["models"].values() for name in names)
+    assert served == sorted(m["name"] for m in plan["models"])
+    assert run.exports["apiUrl"] == plan["api_service"]["url"]
     for pool in plan["pools"]:
         assert pool["gpus_used_max"] <= pool["gpus_total"]
     components = {r.type for r in run.registrations if r.type.startswith("llm-cluster:")}

@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from components.gateway import NAME as LLM_GATEWAY
 from components.images import VLLM_ROUTER_VERSION
 from components.planning.types import ClusterPlan
 from testbed.gateways import loopback_router_args
 from testbed.http_client import chat, request, served_by
 from testbed.processes import VENV_BIN, fake_vllm, free_port, running, start, stop, wait_http
-from testbed.routes import route_admits
+from testbed.routes import route_admits, route_backends
 from testbed.stacks import rendered
 
 STACK = "example-multinode"  # vllm-router, two models: multi-model (IGW) mode
@@ -105,3 +106,46 @@ def test_vllm_router_worker_management_is_closed_by_the_route_table_not_by_a_key
     assert [p for p in management if route_admits(route, p)] == []
     assert all(route_admits(route, p) for p in plan.gateway.routes)
     assert "filters" not in route["spec"]["rules"][0]  # no credential injected: the router would ignore it
+
+
+def test_prods_route_table_sends_chat_and_embeddings_through_the_router_and_rerank_to_the_reranker(
+    tmp_path: Path,
+) -> None:
+    """prod's rendered HTTPRoute in front of the real router with prod's arguments (multi-model mode) and a stand-in
+    per task, every one registered with the router as pod discovery registers every model server: each request
+    goes to the backend the route picks for its path. Rerank must go around the router, which does not route it
+    to the score model (images.VLLM_ROUTER_VERSION): if a router release does, the direct route can go."""
+    plan = plan_of("prod")
+    route = http_route("prod")
+    (direct,) = plan.gateway.direct_routes
+    models = {task: next(m.name for m in plan.models if m.task == task) for task in ("generate", "embed", "score")}
+    assert models["score"] == direct.model
+    ports = {task: free_port() for task in models}
+    workers = [fake_vllm(ports[task], [model], task, tmp_path / f"{task}.log") for task, model in models.items()]
+    rerank = {"model": direct.model, "query": "q", "documents": ["x", "y", "z"]}
+    bodies: dict[str, dict[str, Any] | None] = {
+        "/v1/models": None,
+        "/v1/chat/completions": chat(models["generate"]),
+        "/v1/completions": {"model": models["generate"], "prompt": "hi", "max_tokens": 4},
+        "/v1/embeddings": {"model": models["embed"], "input": ["a", "b"]},
+        "/v1/rerank": rerank,
+    }
+    assert set(bodies) == {*plan.gateway.routes, *direct.paths}  # every path a client may call
+    args = loopback_router_args(plan, port := free_port(), free_port())
+    with running(workers):
+        for task, worker_port in ports.items():
+            wait_http(f"http://127.0.0.1:{worker_port}/health", 30, log=tmp_path / f"{task}.log")
+        with router(args, port, ports, tmp_path) as url:
+            services = {LLM_GATEWAY: url, direct.model: f"http://127.0.0.1:{ports['score']}"}
+            answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+            for path, body in bodies.items():
+                (backend,) = route_backends(route, path) or []
+                assert (backend["name"] == direct.model) == (path in direct.paths), path
+                answers[path] = request(f"{services[backend['name']]}{path}", body)
+                assert answers[path][0] == 200, (path, answers[path][2][:300])
+            assert served_by(answers["/v1/chat/completions"][2]) == "generate"
+            assert len(json.loads(answers["/v1/embeddings"][2])["data"]) == 2
+            assert answers["/v1/rerank"][1]["X-Served-By"] == "score"
+            assert len(json.loads(answers["/v1/rerank"][2])["results"]) == 3
+            status, _, answer = request(f"{url}/v1/rerank", rerank)  # what the router would have done with it
+            assert status != 200 or "results" not in json.loads(answer), answer[:300]

@@ -1,5 +1,6 @@
 """Clients reach inference only: the rendered HTTPRoute, matched the way Gateway API matches paths, admits exactly
-the plan's inference paths out of every route the real LiteLLM app serves and every vllm-router endpoint."""
+the plan's inference paths out of every route the real LiteLLM app serves, every vllm-router endpoint and every path
+vLLM's server declares, and sends each to its backend: the LLM gateway, or the score model's Service."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from components.gateway import NAME as LLM_GATEWAY
+from components.model_server import PORT as MODEL_PORT
 from components.stacks import load_stack, plan_for
-from testbed.routes import litellm_app_routes, route_admits
+from testbed.routes import litellm_app_routes, route_admits, route_backends, vllm_server_paths
 from testbed.stacks import STACKS, rendered
 
 # The OpenAI-compatible inference API, and nothing else, is what a client key may call.
@@ -39,14 +42,41 @@ def test_litellm_serves_hundreds_of_paths_beyond_inference() -> None:
     assert paths >= INFERENCE
 
 
+def backends(route: dict[str, Any], path: str) -> list[tuple[str, int]] | None:
+    taken = route_backends(route, path)
+    return None if taken is None else [(b["name"], b["port"]) for b in taken]
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_route_admits_exactly_the_plans_inference_paths(stack: str) -> None:
+def test_the_route_sends_exactly_the_plans_paths_to_their_backends(stack: str) -> None:
+    """Out of every path the gateway and vLLM's server serve: the plan's routes reach the LLM gateway, its direct
+    routes the model's Service (port 8000), and nothing else reaches anything."""
     gateway = plan_for(load_stack(stack)).gateway
-    served = litellm_paths() if gateway.kind == "litellm" else frozenset(ROUTER_PATHS)
-    admitted = {p for p in served if route_admits(http_route(stack), p)}
-    assert admitted == set(gateway.routes) & served
-    assert admitted <= INFERENCE, f"non-inference paths reachable with the injected key: {admitted - INFERENCE}"
-    assert "/v1/models" in admitted
+    route = http_route(stack)
+    served = (litellm_paths() if gateway.kind == "litellm" else frozenset(ROUTER_PATHS)) | vllm_server_paths()
+    sent = {p: backends(route, p) for p in served if route_admits(route, p)}
+    expected = {p: [(LLM_GATEWAY, gateway.port)] for p in gateway.routes}
+    expected |= {p: [(d.model, MODEL_PORT)] for d in gateway.direct_routes for p in d.paths}
+    assert sent == expected
+    assert set(sent) <= INFERENCE, f"non-inference paths reachable with a client key: {set(sent) - INFERENCE}"
+    assert "/v1/models" in sent
+
+
+def test_on_prod_rerank_reaches_the_reranker_and_no_other_vllm_path_reaches_a_model() -> None:
+    """vllm-router cannot pass rerank through, so the route sends it straight to the score model's Service; of all
+    vLLM serves there (tokenizer, LoRA loading, sleep, profiling, collective RPC, the Score API...) nothing else."""
+    route = http_route("prod")
+    assert plan_for(load_stack("prod")).gateway.kind == "vllm-router"
+    assert backends(route, "/v1/rerank") == [("bge-reranker-v2-m3", MODEL_PORT)]
+    assert backends(route, "/v1/chat/completions") == backends(route, "/v1/embeddings") != backends(route, "/v1/rerank")
+    paths = vllm_server_paths()
+    to_models = {p for p in paths if (b := backends(route, p)) and b[0][0] != LLM_GATEWAY}
+    assert to_models == {"/v1/rerank"}
+    admin = {"/tokenize", "/detokenize", "/collective_rpc", "/v1/load_lora_adapter", "/sleep", "/wake_up",
+             "/reset_prefix_cache", "/start_profile", "/pause", "/score", "/v1/score", "/v2/rerank", "/rerank",
+             "/invocations", "/pooling", "/classify", "/metrics", "/health", "/server_info"}  # fmt: skip
+    assert admin <= paths - INFERENCE  # read from the vLLM package, not assumed
+    assert sorted(p for p in paths - INFERENCE if route_admits(route, p)) == []
 
 
 # Measured reachable with any client key on main (the /v1 prefix), plus LiteLLM's key and model management.

@@ -6,12 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from components.catalog import CatalogError, GpuType, ModelArch, load_hf_config
+from components.planning.api_service import resolve_api_service
 from components.planning.defaults import (
     resolve_autoscaling,
     resolve_gateway,
 )
 from components.planning.network import resolve_network, weights_download, weights_endpoint, weights_env
 from components.planning.pools import PoolShape, place_replicas, resolve_pool, resolved_backend
+from components.planning.rate_limits import resolve_rate_limits
 from components.planning.serving import cache_for, pod_for, workload_for
 from components.planning.sizing import (
     size_model,
@@ -177,6 +179,14 @@ def plan_cluster(
         network = resolve_network(spec)
     except SizingError as exc:
         errors += exc.errors
+    try:
+        rate_limits = resolve_rate_limits(spec.auth)
+    except SizingError as exc:
+        errors += exc.errors
+    try:
+        api_service = resolve_api_service(spec)
+    except SizingError as exc:
+        errors += exc.errors
     if errors:
         raise SizingError(errors)
     return ClusterPlan(
@@ -194,6 +204,8 @@ def plan_cluster(
         monitoring=spec.monitoring,
         images=spec.images,
         network=network,
+        rate_limits=rate_limits,
+        api_service=api_service,
         protect_namespace="namespace" not in spec.allow_data_loss,
         protect_monitoring="monitoring" not in spec.allow_data_loss,
         warnings=[f"pool {p.name!r} serves no model" for p in pool_plans if not p.models],

@@ -28,6 +28,7 @@ from components.spec import (
     OvhBackendSpec,
     ScalingMetric,
     SecretEnvSpec,
+    ServiceType,
     SpecError,
 )
 
@@ -253,14 +254,26 @@ class ModelPlan(Sizing):
     gated: bool  # Hugging Face serves the weights only with llm-cluster:hfToken (catalog)
 
 
+class DirectRoute(PlanModel):
+    """Paths the API gateway sends straight to one model's Service (port 8000), past the LLM gateway: vLLM's
+    rerank under vllm-router, which does not route it. Same client keys and rate limits (the same HTTPRoute)."""
+
+    model: str  # its Service has the model's name (components/model_server.py)
+    paths: list[str]
+    reason: str
+
+
 class GatewayPlan(PlanModel):
     """The LLM gateway with its kind, ports and resources decided."""
 
     kind: GatewayKind
+    # Why this kind, and what it costs: model fallbacks (LiteLLM only) against the measured added latency.
     kind_reason: str
-    # The exact paths clients may call through the API gateway: the inference endpoints the stack's models serve
-    # and the models list. Nothing else of either gateway (admin, keys, MCP, health, metrics) is routed.
+    # The exact paths clients may call through the API gateway to the LLM gateway: the inference endpoints the
+    # stack's models serve and the models list. Nothing else of either gateway (admin, keys, MCP, health, metrics)
+    # is routed. With `direct_routes`, these and theirs are every path a client may call.
     routes: list[str]
+    direct_routes: list[DirectRoute]
     image: str
     port: int  # the OpenAI API the API gateway routes to
     metrics_port_name: str  # the container port Prometheus scrapes
@@ -319,6 +332,36 @@ class NetworkPlan(PlanModel):
     reason: str
 
 
+RateLimitScope = Literal["global", "local", "none"]
+
+
+class RateLimitPlan(PlanModel):
+    """Where the API gateway counts each client's requests (components/planning/rate_limits.py)."""
+
+    # global: one count per client in Redis, shared by every Envoy replica (Envoy Gateway's rate-limit service);
+    # local: each Envoy replica counts alone; none: no client has a limit, nothing is counted and no Redis runs.
+    scope: RateLimitScope
+    reason: str
+
+
+class ApiServicePlan(PlanModel):
+    """The Service in front of the Envoy proxies (EnvoyProxy envoyService) and the URL clients use, each decided
+    with its reason (components/planning/api_service.py)."""
+
+    name: str  # fixed, so an ingress, a load balancer or kubectl can name it
+    namespace: str  # Envoy Gateway's own: the proxies and their Service run there
+    type: ServiceType
+    type_reason: str
+    annotations: dict[str, str]
+    load_balancer_class: str | None  # LoadBalancer only; None: the cluster's default controller
+    load_balancer_source_ranges: list[str]  # LoadBalancer only
+    external_traffic_policy: Literal["Local", "Cluster"] | None  # None for ClusterIP, which has none
+    traffic_reason: str
+    node_ports: dict[str, int]  # listener name (https, http) -> fixed node port; a listener left out gets any
+    url: str  # the base URL clients use, or for a Service type that has none yet, how to find it
+    url_reason: str
+
+
 class ClusterPlan(PlanModel):
     """What will run. Components read this, never raw config."""
 
@@ -336,6 +379,8 @@ class ClusterPlan(PlanModel):
     monitoring: MonitoringSpec
     images: ImagesSpec
     network: NetworkPlan
+    rate_limits: RateLimitPlan
+    api_service: ApiServicePlan
     protect_namespace: bool  # pulumi refuses to delete or rename the namespace (and its Secrets, claims)
     protect_monitoring: bool  # pulumi refuses to uninstall monitoring (its namespace, release, volumes)
     warnings: list[str]

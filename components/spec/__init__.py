@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from components.spec.api_service import ApiServiceSpec, NodePortsSpec, ServiceType, api_service_checks
 from components.spec.checks import cross_checks, describe
 from components.spec.models import (
     BACKEND_KINDS,
@@ -49,6 +50,7 @@ __all__ = [
     "DNS_LABEL",
     "DURATION",
     "QUANTITY",
+    "ApiServiceSpec",
     "AuthSpec",
     "AutoscalingSpec",
     "BackendSpec",
@@ -66,6 +68,7 @@ __all__ = [
     "ModelSloSpec",
     "ModelSpec",
     "MonitoringSpec",
+    "NodePortsSpec",
     "NonEmpty",
     "OvhBackendSpec",
     "Quantization",
@@ -73,6 +76,7 @@ __all__ = [
     "RopeScalingSpec",
     "ScalingMetric",
     "SecretEnvSpec",
+    "ServiceType",
     "SpecError",
     "SpecModel",
     "VllmImageSpec",
@@ -96,7 +100,7 @@ def load_cluster_spec(raw: object) -> ClusterSpec:
         spec = ClusterSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError([describe(err) for err in exc.errors()]) from None
-    errors = cross_checks(spec) + secret_checks(spec)
+    errors = cross_checks(spec) + secret_checks(spec) + api_service_checks(spec.auth.service)
     if errors:
         raise SpecError(errors)
     return spec

@@ -154,6 +154,7 @@ def _counts(spec: ClusterSpec) -> list[str]:
             counts.append((f"models[{i}].autoscaling.maxReplicas", model.autoscaling.max_replicas, MAX_PODS, "pods"))
     counts.append(("gateway.minReplicas", spec.gateway.min_replicas, MAX_PODS, "pods"))
     counts.append(("gateway.maxReplicas", spec.gateway.max_replicas, MAX_PODS, "pods"))
+    counts.append(("auth.replicas", spec.auth.replicas, MAX_PODS, "pods"))
     return [
         f"{path}: {value} is more than the {limit} {what} a Kubernetes cluster holds ({CLUSTER_LIMITS}); lower it"
         for path, value, limit, what in counts

@@ -358,6 +358,12 @@ def _check_gateway(spec: ClusterSpec) -> list[str]:
             f"gateway.minReplicas: {g.min_replicas} is greater than maxReplicas {g.max_replicas}; "
             "lower minReplicas or raise maxReplicas"
         )
+    if g.kind == "vllm-router" and g.fallbacks:
+        errors.append(
+            "gateway.fallbacks: vllm-router falls back between replicas of a model, never to another model; "
+            "use kind: litellm (or leave kind out) for model fallbacks, or drop gateway.fallbacks to keep the "
+            "faster vllm-router"
+        )
     served = {m.name for m in spec.models}
     for source, targets in g.fallbacks.items():
         for name in [source, *targets]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
+
+from components.spec.api_service import ApiServiceSpec
+from components.spec.spec_model import SPEC_MODEL_CONFIG
 
 # Names become Kubernetes object names and label values, so they follow RFC 1035 labels (Service names must;
 # namespaces and the other objects take RFC 1123 labels, a superset). At most 40 characters: a GKE node pool name's
@@ -34,12 +36,9 @@ class SpecError(ValueError):
 
 
 class SpecModel(BaseModel):
-    """Base: camelCase keys in YAML, snake_case in Python, unknown keys are errors."""
+    """Base: camelCase keys in YAML, snake_case in Python, unknown keys are errors (spec_model.py)."""
 
-    # No NaN or infinity: every float is a size, a fraction or a time, and arithmetic on them must stay finite.
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False
-    )
+    model_config = SPEC_MODEL_CONFIG
 
 
 # ---------------------------------------------------------------- pools
@@ -217,8 +216,8 @@ class GatewaySpec(SpecModel):
     """The LLM gateway: routes OpenAI-compatible requests to model servers. Never owns client auth."""
 
     # Default (None): vllm-router, which added under 1 ms to TTFT at 128 concurrent streams where LiteLLM
-    # added 1.9-5.2 s (bench/results/gateway_overhead.md); LiteLLM when the stack serves rerank models, which
-    # the router cannot pass through.
+    # added 1.9-5.2 s (bench/results/gateway_overhead.md); a score model's rerank then goes from the API gateway
+    # straight to its Service. LiteLLM when `fallbacks` are set or several score models share the rerank path.
     kind: Literal["litellm", "vllm-router"] | None = None
     min_replicas: Annotated[int, Field(ge=1)] = 2
     max_replicas: Annotated[int, Field(ge=1)] = 4
@@ -228,12 +227,14 @@ class GatewaySpec(SpecModel):
     routing_policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = "cache_aware"
     num_retries: Annotated[int, Field(ge=0, le=10)] = 2
     timeout_seconds: Annotated[int, Field(ge=1)] = 600
+    # Model -> models to try when it fails (LiteLLM only: vllm-router retries other replicas of the same model).
     fallbacks: dict[str, list[str]] = {}
     cpu_target_percent: Annotated[int, Field(ge=10, le=95)] = 70
 
 
 class RateLimitSpec(SpecModel):
-    requests: Annotated[int, Field(ge=1)]
+    # At most 2^32-1: BackendTrafficPolicy's limit.requests (Envoy Gateway v1.9 CRD maximum).
+    requests: Annotated[int, Field(ge=1, le=2**32 - 1)]
     unit: Literal["Second", "Minute", "Hour", "Day"] = "Minute"
 
 
@@ -253,6 +254,14 @@ class AuthSpec(SpecModel):
     tls_secret_name: str | None = None
     allow_plain_http: bool = False
     clients: list[ClientSpec] = []
+    # Envoy proxy replicas serving the API; more than one keeps clients connected through a node drain.
+    replicas: Annotated[int, Field(ge=1)] = 2
+    # Where each client's requests are counted: global (one count in Redis, shared by every Envoy replica) or
+    # local (each Envoy replica counts alone, so a client gets `replicas` times its limit). Default: global when
+    # replicas > 1, local for one replica; components/planning/rate_limits.py decides.
+    rate_limit_scope: Literal["global", "local"] | None = None
+    # The Service clients connect to (LoadBalancer, NodePort or ClusterIP); components/spec/api_service.py.
+    service: ApiServiceSpec = ApiServiceSpec()
 
 
 class AutoscalingSpec(SpecModel):

@@ -1,11 +1,15 @@
 """What a change to a stack does to GPU capacity: models added, removed and changed, GPUs per pool before and after.
 
-Pure: two ClusterPlans in, markdown out (the PR comment). The CLI finds the base plan in a file or a git ref.
+Pure: two ClusterPlans in; markdown (the PR comment), text tables or JSON out. The CLI finds the base plan in a file or
+a git ref.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from components.planning.types import ClusterPlan, ModelPlan, PoolPlan
+from components.tools.text_layout import table
 
 # What a reviewer judges capacity by, with the column each lands in.
 MODEL_FIELDS = {
@@ -44,52 +48,89 @@ def pool_facts(p: PoolPlan) -> dict[str, str]:
     }
 
 
-def _arrow(before: str | None, after: str | None) -> str:
+def _arrow(before: str | None, after: str | None, tight: bool = False) -> str:
+    """`before → after`; `tight` (text tables) writes short values as one word, `2x1→4x1`, which wrapping keeps."""
     if before == after:
         return after or ""
-    return f"{before or '-'} → {after or '-'}"
+    a, b = before or "-", after or "-"
+    return f"{a}→{b}" if tight and len(a) + len(b) <= 20 else f"{a} → {b}"
+
+
+_POOL_FIELDS = {
+    "gpu": "GPU x per node",
+    "nodes": "nodes",
+    "total": "GPUs total",
+    "used_min": "used at min replicas",
+    "used_max": "used at max replicas",
+}
+
+
+def diff_data(before: ClusterPlan | None, after: ClusterPlan, stack: str, base: str) -> dict[str, Any]:
+    """The diff as data (`--format json`): changed models and every pool with their facts before and after (None
+    where absent), GPUs used at max replicas, and what the change would replace or delete that holds data."""
+    old = {m.name: model_facts(m) for m in before.models} if before else {}
+    new = {m.name: model_facts(m) for m in after.models}
+    models = [
+        {"name": name, "change": "added" if a is None else "removed" if b is None else "changed", "before": a,
+         "after": b}
+        for name in sorted(old.keys() | new.keys())
+        if (a := old.get(name)) != (b := new.get(name))
+    ]  # fmt: skip
+    old_pools = {p.name: pool_facts(p) for p in before.pools} if before else {}
+    new_pools = {p.name: pool_facts(p) for p in after.pools}
+    pools = []
+    for name in sorted(old_pools.keys() | new_pools.keys()):
+        a, b = old_pools.get(name), new_pools.get(name)
+        change = "added" if a is None else "removed" if b is None else "changed" if a != b else "same"
+        pools.append({"name": name, "change": change, "before": a, "after": b})
+    return {
+        "stack": stack,
+        "base": base,
+        "base_has_stack": before is not None,
+        "models": models,
+        "pools": pools,
+        "gpus_used_max": {
+            "before": sum(p.gpus_used_max for p in before.pools) if before else 0,
+            "after": sum(p.gpus_used_max for p in after.pools),
+        },
+        "data": data_changes(before, after) if before else [],
+    }
+
+
+def _cells(row: dict[str, Any], fields: dict[str, str], markdown: bool) -> list[str]:
+    """Each field as `before → after`; in text an added or removed row shows the one side it has."""
+    before, after = row["before"] or {}, row["after"] or {}
+    if not markdown and not (before and after):
+        return [(before or after).get(k, "") for k in fields]
+    return [_arrow(before.get(k), after.get(k), tight=not markdown) for k in fields]
 
 
 def diff_plans(before: ClusterPlan | None, after: ClusterPlan, stack: str, base: str) -> str:
     """Markdown for a PR comment. `before` is None when the stack did not exist at the base."""
-    old = {m.name: model_facts(m) for m in before.models} if before else {}
-    new = {m.name: model_facts(m) for m in after.models}
-    lines = [f"## Capacity diff: stack `{stack}` (base `{base}`)", ""]
-    rows = []
-    for name in sorted(old.keys() | new.keys()):
-        a, b = old.get(name), new.get(name)
-        if a == b:
-            continue
-        change = "added" if a is None else "removed" if b is None else "changed"
-        cells = [_arrow((a or {}).get(k), (b or {}).get(k)) for k in MODEL_FIELDS]
-        rows.append(f"| `{name}` | {change} | " + " | ".join(cells) + " |")
+    return format_diff(diff_data(before, after, stack, base), markdown=True)
+
+
+def format_diff(diff: dict[str, Any], markdown: bool, width: int | None = None) -> str:
+    """The diff as markdown (the PR comment) or as text tables that fit `width`."""
+    code = "`" if markdown else ""
+    h = "### " if markdown else ""
+    lines = [f"{'## ' if markdown else ''}Capacity diff: stack `{diff['stack']}` (base `{diff['base']}`)", ""]
+    rows = [[f"{code}{m['name']}{code}", m["change"], *_cells(m, MODEL_FIELDS, markdown)] for m in diff["models"]]
     if rows:
-        lines += [
-            "| model | change | " + " | ".join(MODEL_FIELDS.values()) + " |",
-            "|---|---|" + "---|" * len(MODEL_FIELDS),
-        ]
-        lines += rows
+        lines.append(table(["model", "change", *MODEL_FIELDS.values()], rows, markdown, width))
     else:
         lines.append("No model changes.")
-
-    old_pools = {p.name: pool_facts(p) for p in before.pools} if before else {}
-    new_pools = {p.name: pool_facts(p) for p in after.pools}
-    lines += [
-        "",
-        "### GPUs per pool",
-        "",
-        "| pool | GPU x per node | nodes | GPUs total | used at min replicas | used at max replicas |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in sorted(old_pools.keys() | new_pools.keys()):
-        a, b = old_pools.get(name, {}), new_pools.get(name, {})
-        cells = [_arrow(a.get(k), b.get(k)) for k in ("gpu", "nodes", "total", "used_min", "used_max")]
-        marker = " (added)" if not a else " (removed)" if not b else ""
-        lines.append(f"| `{name}`{marker} | " + " | ".join(cells) + " |")
-    total = (sum(p.gpus_used_max for p in before.pools) if before else 0, sum(p.gpus_used_max for p in after.pools))
-    lines += ["", f"GPUs used at max replicas, all pools: {_arrow(str(total[0]), str(total[1]))}"]
-    losses = data_changes(before, after) if before else []
-    lines += ["", "### Data", ""] + ([f"- {line}" for line in losses] or ["Nothing replaced or deleted."])
+    pool_rows = [
+        [f"{code}{p['name']}{code}" + (f" ({p['change']})" if p["change"] in ("added", "removed") else ""),
+         *_cells(p, _POOL_FIELDS, markdown)]
+        for p in diff["pools"]
+    ]  # fmt: skip
+    lines += ["", f"{h}GPUs per pool", *([""] if markdown else [])]
+    lines.append(table(["pool", *_POOL_FIELDS.values()], pool_rows, markdown, width))
+    total = diff["gpus_used_max"]
+    lines += ["", f"GPUs used at max replicas, all pools: {_arrow(str(total['before']), str(total['after']))}"]
+    lines += ["", f"{h}Data", *([""] if markdown else [])]
+    lines += [f"- {line}" for line in diff["data"]] or ["Nothing replaced or deleted."]
     return "\n".join(lines) + "\n"
 
 

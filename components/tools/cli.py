@@ -1,7 +1,9 @@
-"""`python -m components size|plan`: size one model, or print a stack's capacity plan, offline.
+"""`python -m components size|plan|catalog` (or `llm-cluster ...` from any directory): size one model, print a
+stack's capacity plan, or list the catalog, offline.
 
-Exit codes: 0 fits / plan printed; 1 bad input (the message names the field or flag and the fix);
-2 the model fits nothing (`size`, one line saying what would).
+Text output fits 120 columns (`--wide` lifts that); `--format table|markdown|json` on every command (`text` is
+`table`). Exit codes: 0 fits / printed; 1 bad input (the message names the field or flag and the fix); 2 the model
+fits nothing (`size`, one line saying what would). A closed pipe (`| head`) ends it quietly.
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ from components.stacks import (
     read_stack_config,
     stack_file,
 )
-from components.tools.capacity_diff import diff_plans
+from components.tools.capacity_diff import diff_data, format_diff
+from components.tools.catalog_text import catalog_data, format_catalog
 from components.tools.plan_text import format_plan, format_sizing
+from components.tools.text_layout import TEXT_WIDTH
 
 DEFAULT_GPUS_PER_NODE = 8
+FORMATS = ("table", "markdown", "json")
+# How the command was started, for the next steps `plan` prints (the console script names itself).
+MODULE_PROG = "python -m components"
 # The most GPUs a node has (GB200 NVL72), as the stack's gpusPerNode allows.
 MAX_GPUS_PER_NODE = 72
 
@@ -83,8 +90,26 @@ def _rope(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m components", description=__doc__.split("\n")[0] if __doc__ else None)
+def _format_choice(text: str) -> str:
+    return "table" if text == "text" else text
+
+
+def _output_flags(parser: argparse.ArgumentParser, default: str | None = "table", note: str = "") -> None:
+    parser.add_argument(
+        "--format",
+        type=_format_choice,
+        choices=FORMATS,
+        default=default,
+        help=f"table (alias text: for a terminal), markdown (for a PR or a wiki) or json{note}",
+    )
+    parser.add_argument(
+        "--wide", action="store_true", help=f"text: every column and unwrapped lines, past {TEXT_WIDTH} columns"
+    )
+
+
+def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
+    description = __doc__.split("\n\n")[0].replace("\n", " ") if __doc__ else None
+    parser = _Parser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     size = sub.add_parser("size", help="size one model on one GPU shape")
@@ -115,11 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--rope-scaling", type=_rope, metavar="yarn:FACTOR")
     size.add_argument("--tensor-parallel", type=_positive(int, "--tensor-parallel"))
     size.add_argument("--pipeline-parallel", type=_positive(int, "--pipeline-parallel"))
-    size.add_argument("--json", action="store_true", help="print one JSON object")
+    size.add_argument("--json", action="store_true", help="print one JSON object (the same as --format json)")
+    _output_flags(size)
 
     plan = sub.add_parser("plan", help="print a stack's capacity plan")
     plan.add_argument("--stack", required=True, help="stack name: reads stacks/Pulumi.<stack>.yaml")
-    plan.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    _output_flags(plan, default=None, note="; default table, or markdown with --diff (the PR comment)")
     plan.add_argument(
         "--diff",
         metavar="BASE",
@@ -131,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also run the Pulumi program offline (mocks) and write manifests.yaml, helm/, cloud.yaml, plan.json",
     )
+
+    catalog = sub.add_parser("catalog", help="list the catalog's GPUs and models with their key facts")
+    _output_flags(catalog)
     return parser
 
 
@@ -197,10 +226,10 @@ def cmd_size(args: argparse.Namespace) -> int:
         pipeline_parallel=args.pipeline_parallel,
     )
     sizing = size_model(request, shape, args.nodes)
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(sizing.model_dump(mode="json"), indent=2))
     else:
-        print(format_sizing(sizing, shape))
+        print(format_sizing(sizing, shape, markdown=args.format == "markdown", wide=args.wide))
     if not sizing.fits:
         print(f"does not fit: {sizing.reasons[0]}", file=sys.stderr)
         return 2
@@ -248,7 +277,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _check_render_dir(args.render)
     plan = plan_stack(args.stack)
     if args.diff is not None:
-        print(diff_plans(base_plan(args.stack, args.diff), plan, args.stack, args.diff), end="")
+        diff = diff_data(base_plan(args.stack, args.diff), plan, args.stack, args.diff)
+        if args.format == "json":
+            print(json.dumps(diff, indent=2, ensure_ascii=False))
+        else:
+            text = args.format == "table"
+            print(format_diff(diff, markdown=not text, width=TEXT_WIDTH if text and not args.wide else None), end="")
         return 0
     if args.render is not None:
         from components.tools.render import RenderError, render_stack  # imports the Pulumi runtime only when asked
@@ -265,14 +299,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(plan.model_dump(mode="json"), indent=2))
     else:
-        print(format_plan(plan, args.stack, markdown=args.format == "markdown"))
+        print(format_plan(plan, args.stack, args.format == "markdown", args.wide, args.prog))
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def cmd_catalog(args: argparse.Namespace) -> int:
+    data = catalog_data()
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        markdown = args.format == "markdown"
+        print(format_catalog(data, markdown, None if markdown or args.wide else TEXT_WIDTH))
+    return 0
+
+
+COMMANDS = {"size": cmd_size, "plan": cmd_plan, "catalog": cmd_catalog}
+
+
+def main(argv: Sequence[str] | None = None, prog: str = MODULE_PROG) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        return cmd_size(args) if args.command == "size" else cmd_plan(args)
+        args = build_parser(prog).parse_args(argv)
+        if args.command == "plan" and args.format is None:
+            args.format = "markdown" if args.diff is not None else "table"
+        args.prog = prog
+        return COMMANDS[args.command](args)
     except (UsageError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -280,3 +330,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 1
+
+
+def run() -> int:
+    """The entry point of `python -m components` and of the `llm-cluster` console script (pyproject.toml), which
+    works from any directory: it imports the package installed (editable) in the venv by requirements.txt, while
+    `python -m` finds it only from the repository root."""
+    started_as = Path(sys.argv[0]).name
+    prog = MODULE_PROG if started_as in ("__main__.py", "-m", "") else started_as
+    try:
+        code = main(prog=prog)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) went away: stop quietly, as a pipeline expects; the interpreter's own flush at exit
+        # would raise again, so stdout goes to /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    except KeyboardInterrupt:
+        code = 130  # Ctrl-C: the shell's code for SIGINT, without a traceback
+    return code

@@ -120,6 +120,12 @@ GATEWAY: dict[str, Any] = {
     "metadata": {"name": "llm-api", "namespace": "llm"},
     "spec": {"gatewayClassName": "llm-cluster", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
 }
+ENVOY_PROXY: dict[str, Any] = {
+    "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+    "kind": "EnvoyProxy",
+    "metadata": {"name": "llm-api", "namespace": "llm"},
+    "spec": {"provider": {"type": "Kubernetes", "kubernetes": {"envoyService": {"type": "NodePort"}}}},
+}
 
 
 def _errors(base: dict[str, Any], change: str | None = None, value: Any = None) -> list[str]:
@@ -134,7 +140,9 @@ def _errors(base: dict[str, Any], change: str | None = None, value: Any = None) 
     return crds.validate_object(obj)
 
 
-@pytest.mark.parametrize("base", [HTTP_ROUTE, SECURITY_POLICY, LEADER_WORKER_SET, GATEWAY], ids=lambda b: b["kind"])
+@pytest.mark.parametrize(
+    "base", [HTTP_ROUTE, SECURITY_POLICY, LEADER_WORKER_SET, GATEWAY, ENVOY_PROXY], ids=lambda b: b["kind"]
+)
 def test_the_unchanged_examples_are_valid(base: dict[str, Any]) -> None:
     assert _errors(base) == []
 
@@ -190,6 +198,23 @@ def test_a_violated_security_policy_cel_rule_is_refused_with_its_message() -> No
     (error,) = _errors(SECURITY_POLICY, "spec.apiKeyAuth.extractFrom", both)
     assert "spec.apiKeyAuth.extractFrom[0]: Invalid value: " in error
     assert "exactly one of headers, params, or cookies must be specified" in error
+
+
+def test_every_stack_renders_an_envoy_proxy_its_crd_and_cel_rules_accept(render: tuple[str, Path]) -> None:
+    _, out = render
+    (proxy,) = [o for o in custom_resources(out) if o["kind"] == "EnvoyProxy"]
+    assert crds.validate_object(proxy) == []
+    (crd,) = crds.crd_index()[("gateway.envoyproxy.io/v1alpha1", "EnvoyProxy")]
+    defaulted, _ = schema.validate(proxy, crd.openapi)
+    service = defaulted["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service["type"] == proxy["spec"]["provider"]["kubernetes"]["envoyService"]["type"]  # never the default
+    assert "externalTrafficPolicy" in service  # the CRD defaults it (Local) when the plan leaves it out (ClusterIP)
+
+
+def test_a_violated_envoy_proxy_cel_rule_is_refused_with_its_message() -> None:
+    (error,) = _errors(ENVOY_PROXY, "spec.provider.kubernetes.envoyService.loadBalancerSourceRanges", ["10.0.0.0/8"])
+    assert "spec.provider.kubernetes.envoyService: Invalid value: " in error
+    assert "loadBalancerSourceRanges can only be set for LoadBalancer type" in error
 
 
 def test_a_missing_required_field_is_refused() -> None:

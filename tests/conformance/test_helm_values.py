@@ -43,6 +43,12 @@ TEMPLATE_READS: dict[tuple[str, str], str] = {
     ("kube-prometheus-stack", "grafana.persistence.annotations.helm.sh/resource-policy"):
         "grafana-12.3.3 charts/grafana/templates/pvc.yaml (`with .Values.persistence.annotations`, toYaml into the "
         "claim's metadata); values.yaml has it only as `# annotations: {}`",
+    **{("gateway-helm", f"config.envoyGateway.rateLimit.{leaf}"):
+        "envoy-gateway v1.9.0 charts/gateway-helm/templates/envoy-gateway-config.yaml (merges .Values.config."
+        "envoyGateway over the chart's defaults and writes it, toYaml, as the EnvoyGateway config); values.tmpl.yaml "
+        "sets no rateLimit. Each key is checked against Envoy Gateway's own decoder input in "
+        "tests/conformance/test_rate_limit_conformance.py"
+       for leaf in ("backend.type", "backend.redis.url", "failClosed")},
 }  # fmt: skip
 # Keys whose value a chart hands to Kubernetes verbatim (toYaml): any key below them is the API's business, not the
 # chart's (the manifests' own schema tests cover what reaches the cluster).

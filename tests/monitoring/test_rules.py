@@ -32,8 +32,9 @@ REQUIRED_ALERTS = {
     "GatewayOverheadHigh",
     "HpaAtMaxReplicas",
     "PersistentVolumeNearlyFull",
+    "RateLimitsNotEnforced",
 }
-GROUPS = ["model-servers", "gpus", "gateway", "capacity"]
+GROUPS = ["model-servers", "gpus", "gateway", "rate-limits", "capacity"]
 
 
 def promtool() -> str:

@@ -76,9 +76,10 @@ def test_only_a_bound_service_account_mounts_its_token() -> None:
         "llm-gateway: mounts the API token of service account 'llm-gateway', which no role of the stack needs; "
         "set automountServiceAccountToken: false"
     ]
-    # LiteLLM (prod) needs no API: without automountServiceAccountToken: false it would mount the default token.
-    litellm = mutate(gateway("prod"), lambda p: pod_spec(p).pop("automountServiceAccountToken", None))
-    assert API_TOKENS(replaced("prod", litellm)) == [
+    # LiteLLM (example-gke) needs no API: without automountServiceAccountToken: false it would mount the default
+    # token.
+    litellm = mutate(gateway("example-gke"), lambda p: pod_spec(p).pop("automountServiceAccountToken", None))
+    assert API_TOKENS(replaced("example-gke", litellm)) == [
         "llm-gateway: mounts the API token of service account 'default', which no role of the stack needs; "
         "set automountServiceAccountToken: false"
     ]

@@ -27,7 +27,7 @@ def with_args(*args: str) -> Any:
 def test_the_shipped_model_servers_and_gateways_pass() -> None:
     assert SECRETS(vllm()) == []
     assert SECRETS(gateway()) == []
-    assert SECRETS(gateway("dev")) == []
+    assert SECRETS(gateway("example-gke")) == []  # LiteLLM
 
 
 BAD_ENV: dict[str, tuple[dict[str, Any], str]] = {
@@ -85,7 +85,7 @@ def test_args_from_env_references_pass() -> None:
 
 
 def test_a_secret_in_the_container_command_fails() -> None:
-    bad = mutate(gateway(), lambda p: container(p).update(command=["litellm", "--master_key", "literal"]))
+    bad = mutate(gateway("example-gke"), lambda p: container(p).update(command=["litellm", "--master_key", "literal"]))
     assert SECRETS(bad) == [
         "llm-gateway/litellm: args flag --master_key has a literal value; use valueFrom.secretKeyRef (and $(VAR) "
         "in args)"
