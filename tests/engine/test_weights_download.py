@@ -212,6 +212,23 @@ def model_requests(requests: list[HubRequest], repo: str) -> list[HubRequest]:
     return [r for r in requests if r.path.startswith((f"/api/models/{repo}/", f"/{repo}/"))]
 
 
+@dataclass(frozen=True)
+class JobRun:
+    """One run of the Job against the repos under tmp_path/repos; the Hub is stopped afterwards."""
+
+    volumes: Path
+    done: subprocess.CompletedProcess[str]
+    requests: list[HubRequest]
+    hub_url: str
+
+
+def run_job(download: ModelDownload, tmp_path: Path, secrets: dict[tuple[str, str], str] | None = None) -> JobRun:
+    volumes = tmp_path / "volumes"
+    with fake_hub(tmp_path / "repos", tmp_path) as hub:
+        done = download.run(hub, volumes, secrets or {})
+        return JobRun(volumes, done, hub.requests(), hub.url)
+
+
 def test_job_fetches_the_pinned_config_and_safetensors_only(tmp_path: Path) -> None:
     """(a) At the commit the Job pins: the config and the safetensors, nothing vLLM would not load; the server
     then finds the snapshot, its config and vLLM's weight files with the hub gone."""
@@ -219,22 +236,19 @@ def test_job_fetches_the_pinned_config_and_safetensors_only(tmp_path: Path) -> N
     repo, commit = download.repo, download.revision
     configs = catalog_configs(repo)
     write_repo(tmp_path / "repos", repo, commit, {**configs, "model.safetensors": safetensors_file(), **BAIT})
-    volumes = tmp_path / "volumes"
-    with fake_hub(tmp_path / "repos", tmp_path) as hub:
-        done = download.run(hub, volumes, {TOKEN_SECRET: "hf_job_token"})
-        requests = hub.requests()
-    assert done.returncode == 0, done.stderr[-4000:]
+    run = run_job(download, tmp_path, {TOKEN_SECRET: "hf_job_token"})
+    assert run.done.returncode == 0, run.done.stderr[-4000:]
 
-    cached = snapshot(volumes, download, repo, commit)
+    cached = snapshot(run.volumes, download, repo, commit)
     assert files_under(cached) == {*configs, "model.safetensors"}
     assert (cached / "config.json").read_bytes() == configs["config.json"]
     assert (cached / "model.safetensors").read_bytes() == safetensors_file()
-    assert downloads(requests, repo) == {*configs, "model.safetensors"}, "no .bin, ONNX or original checkpoint"
-    seen = model_requests(requests, repo)
+    assert downloads(run.requests, repo) == {*configs, "model.safetensors"}, "no .bin, ONNX or original checkpoint"
+    seen = model_requests(run.requests, repo)
     assert seen and all(commit in r.path for r in seen), "every lookup at the pinned commit, none at main"
     assert {r.authorization for r in seen} == {"Bearer hf_job_token"}, "the Secret's token reaches the hub"
 
-    answer = download.start_offline(volumes, hub.url, weights=True)
+    answer = download.start_offline(run.volumes, run.hub_url, weights=True)
     assert answer["snapshot"] == str(cached)
     assert answer["config"] == {"class": "Qwen2Config", "model_type": "qwen2"}
     assert answer["weights"] == {"files": ["model.safetensors"], "safetensors": True}
@@ -276,18 +290,15 @@ def test_job_fetches_the_remote_code_repository_of_auto_map(tmp_path: Path) -> N
     model = {"config.json": json.dumps(config).encode(), "model.safetensors": safetensors_file()}
     write_repo(tmp_path / "repos", repo, commit, model)
     write_repo(tmp_path / "repos", code_repo, code_commit, code)
-    volumes = tmp_path / "volumes"
-    with fake_hub(tmp_path / "repos", tmp_path) as hub:
-        done = download.run(hub, volumes, {})
-        requests = hub.requests()
-    assert done.returncode == 0, done.stderr[-4000:]
+    run = run_job(download, tmp_path)
+    assert run.done.returncode == 0, run.done.stderr[-4000:]
 
-    assert files_under(snapshot(volumes, download, repo, commit)) == set(model)
+    assert files_under(snapshot(run.volumes, download, repo, commit)) == set(model)
     code_files = {"configuration_hf_nomic_bert.py", "modeling_hf_nomic_bert.py", "config.json"}
-    assert downloads(requests, code_repo) == code_files, "the code repository's *.py and *.json, not its weights"
-    assert files_under(snapshot(volumes, download, code_repo, code_commit)) == code_files
+    assert downloads(run.requests, code_repo) == code_files, "the code repository's *.py and *.json, not its weights"
+    assert files_under(snapshot(run.volumes, download, code_repo, code_commit)) == code_files
 
-    answer = download.start_offline(volumes, hub.url)
+    answer = download.start_offline(run.volumes, run.hub_url)
     assert answer["config"] == {"class": "NomicBertConfig", "model_type": "nomic_bert"}
 
 
@@ -299,17 +310,14 @@ def test_job_fetches_a_pytorch_bin_checkpoint_without_safetensors(tmp_path: Path
     configs = catalog_configs(repo)
     files = {**configs, "pytorch_model.bin": BAIT["pytorch_model.bin"], "onnx/model.onnx": BAIT["onnx/model.onnx"]}
     write_repo(tmp_path / "repos", repo, commit, files)
-    volumes = tmp_path / "volumes"
-    with fake_hub(tmp_path / "repos", tmp_path) as hub:
-        done = download.run(hub, volumes, {})
-        requests = hub.requests()
-    assert done.returncode == 0, done.stderr[-4000:]
+    run = run_job(download, tmp_path)
+    assert run.done.returncode == 0, run.done.stderr[-4000:]
 
-    assert downloads(requests, repo) == {*configs, "pytorch_model.bin"}
-    assert files_under(snapshot(volumes, download, repo, commit)) == {*configs, "pytorch_model.bin"}
-    assert {r.authorization for r in model_requests(requests, repo)} == {None}, "no Secret, no token"
+    assert downloads(run.requests, repo) == {*configs, "pytorch_model.bin"}
+    assert files_under(snapshot(run.volumes, download, repo, commit)) == {*configs, "pytorch_model.bin"}
+    assert {r.authorization for r in model_requests(run.requests, repo)} == {None}, "no Secret, no token"
 
-    answer = download.start_offline(volumes, hub.url, weights=True)
+    answer = download.start_offline(run.volumes, run.hub_url, weights=True)
     assert answer["config"] == {"class": "XLMRobertaConfig", "model_type": "xlm-roberta"}
     assert answer["weights"] == {"files": ["pytorch_model.bin"], "safetensors": False}
 
@@ -340,15 +348,12 @@ def test_job_fetches_a_dense_layer_checkpoint_that_has_no_safetensors(tmp_path: 
     }
     files = {**configs, "modules.json": json.dumps(modules).encode(), "model.safetensors": safetensors_file(), **dense}
     write_repo(tmp_path / "repos", repo, commit, files)
-    volumes = tmp_path / "volumes"
-    with fake_hub(tmp_path / "repos", tmp_path) as hub:
-        done = download.run(hub, volumes, {})
-        requests = hub.requests()
-    assert done.returncode == 0, done.stderr[-4000:]
+    run = run_job(download, tmp_path)
+    assert run.done.returncode == 0, run.done.stderr[-4000:]
 
-    answer = download.start_offline(volumes, hub.url, projector=True)
+    answer = download.start_offline(run.volumes, run.hub_url, projector=True)
     assert answer["projector"] == [["Linear", 2, 4]], "the Dense layer vLLM's pooler would load"
-    assert "2_Dense/pytorch_model.bin" in downloads(requests, repo)
+    assert "2_Dense/pytorch_model.bin" in downloads(run.requests, repo)
 
 
 def test_job_fails_with_the_hubs_message_on_a_gated_repository(tmp_path: Path) -> None:
@@ -357,17 +362,14 @@ def test_job_fails_with_the_hubs_message_on_a_gated_repository(tmp_path: Path) -
     download = model_download("dev", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
     repo, commit = download.repo, download.revision
     write_repo(tmp_path / "repos", repo, commit, {**catalog_configs(repo), "model.safetensors": b"x"}, gated=True)
-    volumes = tmp_path / "volumes"
-    with fake_hub(tmp_path / "repos", tmp_path) as hub:
-        done = download.run(hub, volumes, {})
-        requests = hub.requests()
+    run = run_job(download, tmp_path)
 
-    assert done.returncode != 0
-    assert "huggingface_hub.errors.GatedRepoError: 401 Client Error." in done.stderr
-    assert f"Cannot access gated repo for url {hub.url}/api/models/{repo}/tree/{commit}" in done.stderr
-    assert f"Access to model {repo} is restricted" in done.stderr
-    assert downloads(requests, repo) == set()
-    assert not snapshot(volumes, download, repo, commit).exists()
+    assert run.done.returncode != 0
+    assert "huggingface_hub.errors.GatedRepoError: 401 Client Error." in run.done.stderr
+    assert f"Cannot access gated repo for url {run.hub_url}/api/models/{repo}/tree/{commit}" in run.done.stderr
+    assert f"Access to model {repo} is restricted" in run.done.stderr
+    assert downloads(run.requests, repo) == set()
+    assert not snapshot(run.volumes, download, repo, commit).exists()
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
