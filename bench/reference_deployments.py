@@ -14,8 +14,8 @@ and TP x PP it picks with the published ones:
                    choice for, ...); the reason is the CLI's own message
 - error            the sizing raised (a traceback is a bug; the exception is recorded)
 
-A setting the CLI has no flag for (today --max-num-seqs and --max-num-batched-tokens) is not passed and is listed
-per entry; flags the CLI gains later are picked up from its parser. Nothing here adjusts inputs to make a case
+A setting the CLI has no flag for is not passed and is listed per entry; --max-num-seqs and
+--max-num-batched-tokens (issue 14) are passed when the parser has them. Nothing here adjusts inputs to make a case
 match: the entry's published values go in as they are. Writes reference_deployments.json and .md to --out.
 """
 

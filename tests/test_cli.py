@@ -126,6 +126,8 @@ def test_size_exits_2_with_one_line_when_nothing_fits(capsys: pytest.CaptureFixt
         "1",
         "--max-model-len",
         "32768",
+        "--max-num-seqs",
+        "1024",
     )
     assert code == 2
     lines = err.strip().splitlines()

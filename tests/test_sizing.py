@@ -92,8 +92,12 @@ def test_gemma_27b_published_tp4_on_pcie_is_allowed_when_pinned_with_a_warning()
 
 
 def test_qwen3_32b_bf16_has_no_kv_room_on_one_h100_at_32000() -> None:
-    alone = size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 1), max_nodes=1, max_model_len=32000)
+    alone = size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 1), max_nodes=1, max_model_len=32000, max_num_seqs=1024)
     assert not alone.fits
+    # Without a user value the plan lowers max_num_seqs when nothing else fits, and says so.
+    lowered = size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 1), max_nodes=1, max_model_len=32000)
+    assert lowered.fits and lowered.max_num_seqs < 1024
+    assert any("lowered from 1024 / 8192" in r for r in lowered.reasons)
     s = size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 8), max_model_len=32000)
     assert (s.tp, s.pp, s.gpus_per_replica) == (2, 1, 2)
 
@@ -110,7 +114,7 @@ def test_small_model_fits_an_8gb_card_at_2k() -> None:
 
 
 def test_bf16_32b_does_not_fit_one_h100_at_32k() -> None:
-    s = size("Qwen/Qwen2.5-32B-Instruct", node("H100-SXM-80GB", 1), max_nodes=1, max_model_len=32768)
+    s = size("Qwen/Qwen2.5-32B-Instruct", node("H100-SXM-80GB", 1), max_nodes=1, max_model_len=32768, max_num_seqs=1024)
     assert not s.fits
     assert "quantization: fp8 (1 GPU, TP 1 x PP 1)" in s.reasons[0]
 
@@ -236,9 +240,11 @@ def test_extra_args_are_appended_and_max_num_seqs_is_sized() -> None:
         node("H100-SXM-80GB", 8),
         max_model_len=16000,
         tensor_parallel=2,
-        extra_args=("--max-num-seqs", "64"),
+        max_num_seqs=64,
+        extra_args=("--enable-chunked-prefill",),
     )
-    assert fewer.vllm_args[-2:] == ["--max-num-seqs", "64"]
+    assert fewer.vllm_args[-1:] == ["--enable-chunked-prefill"]
+    assert fewer.max_num_seqs == 64
     assert fewer.memory.activation < plain.memory.activation
 
 
@@ -436,6 +442,6 @@ def test_extra_args_are_read_the_way_vllms_parser_reads_them(extra: tuple[str, .
         size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 8), max_model_len=16000, extra_args=extra)
 
 
-def test_batch_limits_in_extra_args_count_in_any_spelling() -> None:
-    plain = size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 8), max_model_len=16000, extra_args=("--max_num_seqs=64",))
-    assert plain.max_num_seqs == 64
+def test_batch_limits_in_extra_args_are_refused_in_any_spelling() -> None:
+    with pytest.raises(SizingError, match=r"--max-num-seqs contradicts the plan, which sets it; set maxNumSeqs"):
+        size("Qwen/Qwen3-32B", node("H100-SXM-80GB", 8), max_model_len=16000, extra_args=("--max_num_seqs=64",))

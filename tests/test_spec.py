@@ -478,11 +478,11 @@ CASES = [
         id="extra-args-port",
     ),
     pytest.param(
-        model(extraArgs=["--max-num-seqs", "many"]),
+        model(extraArgs=["--max-num-seqs", "64"]),
         SizingError,
         "models[0].extraArgs",
-        ("--max-num-seqs needs a whole number",),
-        id="extra-args-max-num-seqs-not-a-number",
+        ("--max-num-seqs contradicts the plan", "set maxNumSeqs instead"),
+        id="extra-args-max-num-seqs",
     ),
     pytest.param(
         model(env={"NCCL_P2P_DISABLE": "0"}),
@@ -506,11 +506,11 @@ CASES = [
         id="bf16-on-fp8-checkpoint",
     ),
     pytest.param(
-        model(task="embed"),
+        model(task="score"),
         SizingError,
         "models[0].task",
-        ("is a generate model", "set task: generate"),
-        id="embed-task-on-generate-model",
+        ("(Qwen2ForCausalLM) has no classifier head", "set task: generate or embed"),
+        id="score-task-on-generate-model",
     ),
     pytest.param(
         model(model="BAAI/bge-m3", task="embed", maxModelLen=None, pipelineParallel=2),
@@ -709,7 +709,9 @@ def test_camel_case_keys_become_snake_case_attributes() -> None:
             ropeScaling={"factor": 2},
             autoscaling={"minReplicas": 1, "maxReplicas": 3, "scaleDownStabilizationSeconds": 300},
             gpuMemoryUtilization=0.85,
-            extraArgs=["--max-num-seqs", "64"],
+            maxNumSeqs=64,
+            maxNumBatchedTokens=4096,
+            extraArgs=["--enable-chunked-prefill"],
         ),
         top(
             kubernetesVersion="1.30",
@@ -733,7 +735,8 @@ def test_camel_case_keys_become_snake_case_attributes() -> None:
     assert m.autoscaling is not None and m.autoscaling.scale_down_stabilization_seconds == 300
     assert (m.min_replicas, m.max_replicas) == (1, 3)
     assert m.gpu_memory_utilization == 0.85
-    assert m.extra_args == ["--max-num-seqs", "64"]
+    assert (m.max_num_seqs, m.max_num_batched_tokens) == (64, 4096)
+    assert m.extra_args == ["--enable-chunked-prefill"]
     assert spec.auth.tls_secret_name == "tls"
     assert spec.auth.clients[0].rate_limit is not None and spec.auth.clients[0].rate_limit.requests == 10
     assert spec.monitoring.scrape_interval == "15s"

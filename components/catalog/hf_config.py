@@ -13,6 +13,35 @@ from components.catalog.types import Attention, CatalogError, ModelArch, Task
 
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "nomic_bert", "distilbert", "electra", "deberta-v2", "modernbert"}
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+# The task vLLM 0.13 gives an architecture by the end of its name, first match wins: the runner and conversion of
+# _SUFFIX_TO_DEFAULTS in vllm/config/model.py (embed conversion -> embed, classify -> score).
+_SUFFIX_TASKS: tuple[tuple[str, Task], ...] = (
+    ("ForCausalLM", "generate"),
+    ("ForConditionalGeneration", "generate"),
+    ("ChatModel", "generate"),
+    ("LMHeadModel", "generate"),
+    ("ForTextEncoding", "embed"),
+    ("EmbeddingModel", "embed"),
+    ("ForSequenceClassification", "score"),
+    ("ClassificationModel", "score"),
+    ("ForRewardModeling", "embed"),
+    ("RewardModel", "embed"),
+    ("Model", "embed"),
+)
+# Registered architectures whose names the suffixes misread (vllm/model_executor/models/registry.py): these
+# `*Model`s generate; GritLM embeds; JinaVLForRanking scores.
+_REGISTERED_TASKS: dict[str, Task] = {
+    "AquilaModel": "generate",
+    "ChatGLMModel": "generate",
+    "MiDashengLMModel": "generate",
+    "Qwen2_5OmniModel": "generate",
+    "UltravoxModel": "generate",
+    "GritLM": "embed",
+    "JinaVLForRanking": "score",
+}
+_ST_POOLING = "sentence_transformers.models.Pooling"
+# 1_Pooling/config.json mode names as vLLM maps them (get_pooling_config_name in vllm/transformers_utils/config.py).
+_POOLING_MODES = {"lasttoken": "LAST", "mean": "MEAN", "cls": "CLS", "all": "ALL", "step": "STEP"}
 _AGAIN = "download the model's config.json again (UTF-8 JSON, from its Hugging Face repository)"
 
 
@@ -31,7 +60,35 @@ def load_hf_config(path: Path, model_id: str, params_b: float | None = None) -> 
         raise CatalogError(f"{path}: nested too deeply to be a config.json; {_AGAIN}") from None
     if not isinstance(cfg, dict):
         raise CatalogError(f"{path}: expected a JSON object (an HF config.json), got a {_json_type(cfg)}; {_AGAIN}")
-    return arch_from_hf_config(cfg, model_id, params_b, source=str(path))
+    return arch_from_hf_config(cfg, model_id, params_b, source=str(path), pooling=sentence_transformers_pooling(path))
+
+
+def sentence_transformers_pooling(config_path: Path) -> str | None:
+    """The pooler of a sentence-transformers checkpoint next to `config_path`: modules.json with a Pooling module
+    and its config.json (get_pooling_config in vllm/transformers_utils/config.py), None without one. vLLM serves
+    such a checkpoint with its pooling runner whatever its architecture. An unstated mode keeps the model class's
+    default, LAST for decoders (encoders never chunk their prefill, whatever they pool)."""
+    modules = _side_file(config_path.parent / "modules.json")
+    if not isinstance(modules, list):
+        return None
+    pooling = next((m for m in modules if isinstance(m, dict) and m.get("type") == _ST_POOLING), None)
+    if pooling is None:
+        return None
+    folder = pooling.get("path")
+    settings = _side_file(config_path.parent / folder / "config.json") if isinstance(folder, str) and folder else None
+    if not isinstance(settings, dict):
+        return "LAST"
+    mode = next((key for key, value in settings.items() if value is True), "")
+    name = mode.removeprefix("pooling_mode_").split("_")[0]
+    return _POOLING_MODES.get(name, "LAST")
+
+
+def _side_file(path: Path) -> object:
+    """A sentence-transformers JSON file, or None when it is absent or unreadable (vLLM then ignores it too)."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def _unreadable(path: Path, exc: ValueError) -> str:
@@ -47,9 +104,15 @@ def _json_type(value: object) -> str:
 
 
 def arch_from_hf_config(
-    cfg: dict[str, Any], model_id: str, params_b: float | None = None, source: str = "config.json"
+    cfg: dict[str, Any],
+    model_id: str,
+    params_b: float | None = None,
+    source: str = "config.json",
+    pooling: str | None = None,
 ) -> ModelArch:
-    """Read dense, GQA, MoE, MLA and nested `text_config` layouts (multimodal) into a ModelArch."""
+    """Read dense, GQA, MoE, MLA and nested `text_config` layouts (multimodal) into a ModelArch.
+
+    `pooling` is the sentence-transformers pooler shipped with the checkpoint (sentence_transformers_pooling)."""
     # The steps run in this order so that a config with several problems reports the same one first.
     # Every value is read through ConfigValues, which refuses a wrong type or range naming the file and the key.
     top = ConfigValues(cfg, f"{source} of {model_id}")
@@ -65,9 +128,9 @@ def arch_from_hf_config(
         shape.max_position = min(shape.max_position, trained)
     moe = _moe(text, shape)
     attention, mla = _attention(text, shape, model_type, architectures)
-    task = _task(text, shape, model_type, architectures, attention)
+    task = _task(text, shape, model_type, architectures, attention, pooling)
     sliding = _sliding_window(text, shape.layers, model_type)
-    checkpoint_dtype, fp8_block = _checkpoint(top, text)
+    checkpoint_dtype, fp8_block, int_quant = _checkpoint(top, text)
 
     arch = ModelArch(
         id=model_id,
@@ -88,8 +151,12 @@ def arch_from_hf_config(
         rope_type=rope_type,
         checkpoint_dtype=checkpoint_dtype,
         fp8_block=fp8_block,
+        quant_bits=int_quant[0],
+        quant_group=int_quant[1],
         sliding_window_layers=sliding[0],
         sliding_window=sliding[1],
+        generative=attention != "encoder" and _architecture_task(architectures[0]) == "generate",
+        pooling_type=pooling or "",
         source=source,
         notes=tuple(notes),
         **moe,  # type: ignore[arg-type]
@@ -200,9 +267,26 @@ def _attention(
     return attention, mla
 
 
-def _task(text: ConfigValues, shape: _Shape, model_type: str, architectures: list[str], attention: Attention) -> Task:
+def _architecture_task(architecture: str) -> Task:
+    """The task vLLM 0.13 defaults an architecture to, by its registry and the end of its name."""
+    if architecture in _REGISTERED_TASKS:
+        return _REGISTERED_TASKS[architecture]
+    return next((task for suffix, task in _SUFFIX_TASKS if architecture.endswith(suffix)), "generate")
+
+
+def _task(
+    text: ConfigValues,
+    shape: _Shape,
+    model_type: str,
+    architectures: list[str],
+    attention: Attention,
+    pooling: str | None,
+) -> Task:
     if attention != "encoder":
-        return "generate"
+        native = _architecture_task(architectures[0])
+        # A sentence-transformers checkpoint runs on the pooling runner whatever its architecture; a generative
+        # one is converted to an embedder (_get_default_runner_type, _get_default_convert_type).
+        return "embed" if native == "generate" and pooling is not None else native
     task: Task = "score" if any(a.endswith("ForSequenceClassification") for a in architectures) else "embed"
     # RoBERTa-style position ids start after the padding index, so 8194 positions hold 8192 tokens.
     pad = text.whole("pad_token_id", minimum=0) if model_type in ("roberta", "xlm-roberta") else None
@@ -228,8 +312,9 @@ def _sliding_window(text: ConfigValues, layers: int, model_type: str) -> tuple[i
     return (count, window) if 0 < count < layers else (0, 0)
 
 
-def _checkpoint(top: ConfigValues, text: ConfigValues) -> tuple[str, int]:
-    """(checkpoint dtype, FP8 block size) from the torch dtype and quantization_config."""
+def _checkpoint(top: ConfigValues, text: ConfigValues) -> tuple[str, int, tuple[int, int]]:
+    """(checkpoint dtype, FP8 block size, AWQ/GPTQ (bits, group size)) from the torch dtype and
+    quantization_config."""
     quant = top.nested("quantization_config")
     if quant is None or not quant.values:
         quant = text.nested("quantization_config") or ConfigValues({}, top.where)
@@ -241,14 +326,29 @@ def _checkpoint(top: ConfigValues, text: ConfigValues) -> tuple[str, int]:
         checkpoint_dtype = "fp8"
         block = quant.wholes("weight_block_size")
         fp8_block = block[0] if block else 0
-    elif method in ("awq", "gptq", "mxfp4", "bitsandbytes"):
+    elif method in ("awq", "gptq"):
+        return method, 0, _int_quant(quant, method)
+    elif method in ("mxfp4", "bitsandbytes"):
         checkpoint_dtype = method
     elif method:
         raise CatalogError(
             f"{top.where}: quantization_config.quant_method {method!r} is not sized by this tool; "
             "use a bf16, fp8, awq, gptq or mxfp4 checkpoint"
         )
-    return checkpoint_dtype, fp8_block
+    return checkpoint_dtype, fp8_block, (0, 0)
+
+
+def _int_quant(quant: ConfigValues, method: str) -> tuple[int, int]:
+    """(bits, group size) under the keys vLLM reads (AWQConfig and GPTQConfig.from_config in
+    vllm/model_executor/layers/quantization); bits vLLM has no kernel for are refused."""
+    bits_key = "w_bit" if method == "awq" and quant.present("w_bit") else "bits"
+    group_key = "q_group_size" if method == "awq" and quant.present("q_group_size") else "group_size"
+    bits = quant.whole(bits_key) or 4
+    supported = (4,) if method == "awq" else (2, 3, 4, 8)
+    if bits not in supported:
+        quant.refuse(bits_key, f"{bits}-bit {method.upper()} has no vLLM kernel (it runs {supported} bits)")
+    group = quant.whole(group_key, minimum=-1) or 0
+    return bits, group
 
 
 def _tied(top: ConfigValues, text: ConfigValues, attention: Attention) -> bool:

@@ -71,8 +71,19 @@ class ModelArch:
     qk_rope_head_dim: int = 0
     # Block-wise FP8 checkpoints need (intermediate / TP) to stay a multiple of this block.
     fp8_block: int = 0
+    # AWQ/GPTQ checkpoints: bits per weight and the group one scale covers (quantization_config; 0 when not one,
+    # -1 for one group per input row). A row-parallel layer's input slice (input / TP) must hold whole groups.
+    quant_bits: int = 0
+    quant_group: int = 0
     sliding_window_layers: int = 0
     sliding_window: int = 0
+    # The architecture class generates text (*ForCausalLM, ...). A pooling task on it runs vLLM's conversion
+    # (`--convert embed`, as_embedding_model in vllm/model_executor/models/adapters.py).
+    generative: bool = False
+    # The pooler a sentence-transformers checkpoint names (1_Pooling/config.json: LAST, MEAN, CLS, ...), as vLLM
+    # reads it (get_pooling_config in vllm/transformers_utils/config.py); "" without sentence-transformers files
+    # (the model class's default: LAST for decoders).
+    pooling_type: str = ""
     vllm_args: tuple[str, ...] = ()
     yarn_original_max_position: int = 0
     # RoPE base frequency; 0 for learned absolute positions (BERT/XLM-R), which no rope override can extend.
@@ -92,3 +103,12 @@ class ModelArch:
     @property
     def is_moe(self) -> bool:
         return self.experts > 0
+
+    @property
+    def chunked_prefill(self) -> bool:
+        """Whether vLLM splits a long prompt over several steps: generate models, and causal pooling models that
+        pool the last or every token, not bidirectional encoders nor mean/CLS pooling
+        (ModelConfig.is_chunked_prefill_supported in vllm/config/model.py)."""
+        if self.task == "generate":
+            return True
+        return self.attention != "encoder" and self.pooling_type in ("", "LAST", "ALL")

@@ -12,7 +12,6 @@ from components.planning.memory import (
 from components.planning.parallelism import (
     Candidate,
     Resolved,
-    flag_int,
 )
 from components.planning.types import (
     GpuShape,
@@ -46,11 +45,6 @@ def check_extra_args(req: SizingRequest) -> None:
             )
         elif flag in COMPONENT_FLAGS:
             errors.append(f"{req.field}.extraArgs: {flag} is set by the plan; remove it ({COMPONENT_FLAGS[flag]})")
-    for flag in ("--max-num-seqs", "--max-num-batched-tokens"):
-        try:
-            flag_int(req.extra_args, flag)
-        except ValueError:
-            errors.append(f"{req.field}.extraArgs: {flag} needs a whole number after it")
     for key, _ in req.env:
         if key in PLAN_ENV:
             errors.append(f"{req.field}.env.{key}: set by the plan from the GPU and the spec; remove it")
@@ -109,12 +103,16 @@ def vllm_args(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate) ->
     args += list(r.quant_flags)
     if r.kv_dtype != "auto":
         args += ["--kv-cache-dtype", r.kv_dtype]
-    if (c.max_num_seqs, c.batched_tokens) != shape.batch_defaults and r.rungs[0][:2] == shape.batch_defaults:
-        args += ["--max-num-seqs", str(c.max_num_seqs), "--max-num-batched-tokens", str(c.batched_tokens)]
+    # Always passed: vLLM's own defaults depend on the device it sees, the plan's on the GPU it sized for.
+    args += ["--max-num-seqs", str(c.max_num_seqs), "--max-num-batched-tokens", str(c.batched_tokens)]
     if r.rope_original:
         args += ["--hf-overrides", json.dumps(yarn_overrides(a, req, r), separators=(",", ":"))]
     if a.task != "generate":
         args += ["--runner", "pooling"]
+        if a.generative:  # a text-generation architecture pools through vLLM's embedding adapter
+            args += ["--convert", "embed"]
+    elif a.pooling_type:  # its sentence-transformers files would make vLLM pick the pooling runner
+        args += ["--runner", "generate"]
     if req.trust_remote_code if req.trust_remote_code is not None else a.trust_remote_code:
         args += ["--trust-remote-code"]
     args += list(a.vllm_args)
@@ -158,11 +156,11 @@ def layout_warnings(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candida
         )
     if a.attention not in ("mla", "encoder") and c.tp > a.kv_heads:
         warnings.append(f"TP {c.tp} > {a.kv_heads} KV heads: KV heads are replicated, wasting KV memory")
-    if c.max_num_seqs < shape.batch_defaults[0] and r.rungs[0][0] == shape.batch_defaults[0]:
+    if (c.max_num_seqs, c.batched_tokens) != r.rungs[0][:2]:
         warnings.append(
-            f"max_num_seqs {c.max_num_seqs} / max_num_batched_tokens {c.batched_tokens} (vLLM's small-GPU defaults) "
-            f"instead of {shape.batch_defaults[0]} / {shape.batch_defaults[1]}: the large-GPU sampler would not "
-            "leave room for the KV cache"
+            f"max_num_seqs {c.max_num_seqs} / max_num_batched_tokens {c.batched_tokens} instead of "
+            f"{r.rungs[0][0]} / {r.rungs[0][1]}: the sampler of the larger batch would not leave room for the KV "
+            "cache; set maxNumSeqs to choose"
         )
     outside = shape.memory_gib * (1 - req.gpu_memory_utilization)
     if outside < CUDA_GRAPH_RESERVE_GIB:

@@ -42,6 +42,9 @@ BYTES_PER_PARAM = {
     "bitsandbytes": 0.53,
     "mxfp4": 0.57,
 }
+# The 4-bit AWQ/GPTQ figure above is 0.5 B of packed weight plus scales and zeros; other bit widths keep that
+# overhead around their own packed size.
+INT4_PACKED = 0.5
 SIXTEEN_BIT = ("bf16", "fp16")
 UNQUANTIZED = ("bf16", "fp16", "fp32")
 
@@ -75,7 +78,7 @@ def weight_dtype_for(req: SizingRequest, arch: ModelArch) -> tuple[str, list[str
             f"{at}: cannot turn the {ckpt} checkpoint of {req.arch.id} into {asked} at load time; "
             + (
                 f"use a pre-quantized {asked.upper()} checkpoint id in `model`"
-                if asked in ("awq", "gptq")
+                if asked in ("awq", "gptq", "mxfp4")
                 else "use `auto` or a 16-bit checkpoint"
             )
         ]
@@ -87,7 +90,7 @@ def weight_bytes(arch: ModelArch, dtype: str, tp: int, pp: int) -> tuple[float, 
     params = arch.params_b * 1e9
     embed = arch.vocab * arch.hidden
     head = arch.vocab * arch.hidden if arch.task == "generate" and not arch.tie_embeddings else 0
-    layer_bytes = max(params - embed - head, 0.0) * BYTES_PER_PARAM[dtype]
+    layer_bytes = max(params - embed - head, 0.0) * bytes_per_param(arch, dtype)
     edge_bytes = 4.0 if dtype == "fp32" else 2.0
     total = layer_bytes + edge_bytes * (embed + head)
     layers_on_stage = math.ceil(arch.layers / pp)
@@ -95,6 +98,14 @@ def weight_bytes(arch: ModelArch, dtype: str, tp: int, pp: int) -> tuple[float, 
     edges = edge_bytes * (embed + head if pp == 1 else max(embed, head))
     stage = layer_bytes * layers_on_stage / arch.layers + edges
     return stage / tp, total
+
+
+def bytes_per_param(arch: ModelArch, dtype: str) -> float:
+    """Bytes per linear-layer weight: the table's, at the checkpoint's own bit width for AWQ/GPTQ."""
+    per_param = BYTES_PER_PARAM[dtype]
+    if dtype in ("awq", "gptq") and dtype == arch.checkpoint_dtype and arch.quant_bits:
+        return per_param - INT4_PACKED + arch.quant_bits / 8
+    return per_param
 
 
 def kv_bytes_per_token(arch: ModelArch, tp: int, pp: int, kv_dtype: str) -> float:
@@ -133,6 +144,14 @@ def tp_problem(arch: ModelArch, tp: int, weight_dtype: str) -> str | None:
         for size in (arch.intermediate, arch.moe_intermediate or arch.intermediate):
             if (size // tp) % arch.fp8_block:
                 return f"{size}/{tp} is not a multiple of the FP8 block {arch.fp8_block} of {arch.id}"
+    if weight_dtype in ("awq", "gptq") and arch.quant_group > 0:
+        # Row-parallel layers (o_proj, down_proj) split their input over TP; each slice must hold whole groups
+        # ("The input size is not aligned with the quantized weight shape", vllm awq.py / gptq.py create_weights).
+        for size in (arch.heads * arch.head_dim, arch.intermediate, arch.moe_intermediate or arch.intermediate):
+            if (size // tp) % arch.quant_group:
+                return (
+                    f"{size}/{tp} is not a multiple of the {weight_dtype.upper()} group {arch.quant_group} of {arch.id}"
+                )
     return None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from components.catalog import ModelArch
+from components.planning.batch_limits import as_vllm_runs, batch_rungs, check_batch_limits
 from components.planning.memory import (
     GIB,
     KV_BLOCK,
@@ -25,12 +26,7 @@ from components.planning.types import (
     SizingRequest,
     or_list,
 )
-from components.planning.vllm import (
-    LARGE_GPU_DEFAULTS,
-    LARGE_GPU_THRESHOLD_GIB,
-    SMALL_GPU_DEFAULTS,
-    vllm_flag,
-)
+from components.planning.vllm import LARGE_GPU_DEFAULTS, LARGE_GPU_THRESHOLD_GIB, SMALL_GPU_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -60,19 +56,21 @@ class Resolved:
     max_model_len: int
     rope_original: int | None
     kv_dtype: str
-    # (max_num_seqs, max_num_batched_tokens, budget the fit is judged against), tried in order
+    # (max_num_seqs, max_num_batched_tokens, budget the fit is judged against), tried in order (batch_limits.py)
     rungs: tuple[tuple[int, int, float], ...]
     budget: float
     min_concurrency: int
+    # Smaller batch limits, tried (with `rungs` first) only when nothing fits at `rungs` (batch_limits.py)
+    lowered_rungs: tuple[tuple[int, int, float], ...] = ()
 
 
-def evaluate(r: Resolved, tp: int, pp: int) -> Candidate:
+def evaluate(r: Resolved, tp: int, pp: int, lowered: bool = False) -> Candidate:
     weights, total = weight_bytes(r.arch, r.weight_dtype, tp, pp)
     non_torch = NON_TORCH_ONE_GPU if tp * pp == 1 else NON_TORCH_MULTI_GPU
     per_token = kv_bytes_per_token(r.arch, tp, pp, r.kv_dtype)
     needed_tokens = r.min_concurrency * r.max_model_len if per_token else 0
     best: Candidate | None = None
-    for seqs, batched, judged_budget in r.rungs:
+    for seqs, batched, judged_budget in r.rungs + (r.lowered_rungs if lowered else ()):
         activation = activation_bytes(r.arch, tp, seqs, batched)
         kv_need = needed_tokens * per_token
         fits = judged_budget - weights - activation - non_torch >= kv_need
@@ -120,8 +118,9 @@ def context_length(req: SizingRequest, arch: ModelArch) -> tuple[int, int | None
 def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
     arch = req.arch
     if req.task and req.task != arch.task:
-        if arch.task == "generate" or req.task == "generate":
-            raise SizingError([f"{req.field}.task: {arch.id} is a {arch.task} model; set task: {arch.task}"])
+        refusal = task_problem(arch, req.task)
+        if refusal:
+            raise SizingError([f"{req.field}.task: {refusal}"])
         arch = replace(arch, task=req.task)  # type: ignore[arg-type]
     weight_dtype, quant_flags = weight_dtype_for(req, arch)
     if arch.task != "generate" and req.tool_call_parser:
@@ -136,18 +135,15 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
 
     max_len, rope_original = context_length(req, arch)
     budget = shape.memory_mib * 1024**2 * req.gpu_memory_utilization
-    asked_seqs = flag_int(req.extra_args, "--max-num-seqs")
-    asked_tokens = flag_int(req.extra_args, "--max-num-batched-tokens")
-    default_seqs, default_tokens = shape.batch_defaults
-    rungs = [(asked_seqs or default_seqs, asked_tokens or default_tokens, budget)]
-    if shape.batch_defaults == LARGE_GPU_DEFAULTS and asked_seqs is None and asked_tokens is None:
+    check_batch_limits(req, arch, shape, max_len)
+    first, *lower = batch_rungs(req, arch, shape, max_len)
+    rungs = [(*first, budget)]
+    if shape.batch_defaults == LARGE_GPU_DEFAULTS and req.max_num_seqs is None and req.max_num_batched_tokens is None:
         # vLLM's large-GPU batch defaults cost ~4 GiB more sampler memory than the small-GPU ones. A
         # larger card must never need more GPUs than a smaller one, so when the small-GPU defaults
         # would fit on a card just under the threshold, the plan passes them instead.
         small_budget = min(budget, LARGE_GPU_THRESHOLD_GIB * GIB * req.gpu_memory_utilization)
-        rungs.append((*SMALL_GPU_DEFAULTS, small_budget))
-    if arch.task != "generate":
-        rungs = [(seqs, max(tokens, max_len), b) for seqs, tokens, b in rungs]  # no chunked prefill in pooling
+        rungs.append((*as_vllm_runs(req, arch, max_len, *SMALL_GPU_DEFAULTS), small_budget))
     return Resolved(
         arch=arch,
         weight_dtype=weight_dtype,
@@ -158,17 +154,36 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
         rungs=tuple(rungs),
         budget=budget,
         min_concurrency=req.min_concurrency,
+        lowered_rungs=tuple((seqs, tokens, budget) for seqs, tokens in lower),
     )
 
 
-def flag_int(args: tuple[str, ...], flag: str) -> int | None:
-    """The whole number after `flag` in extra args, spelled any way vLLM's parser accepts."""
-    for i, arg in enumerate(args):
-        if "=" not in arg and vllm_flag(arg) == flag and i + 1 < len(args):
-            return int(args[i + 1])
-        if "=" in arg and vllm_flag(arg) == flag:
-            return int(arg.split("=", 1)[1])
+def task_problem(arch: ModelArch, task: str) -> str | None:
+    """Why vLLM 0.13 cannot serve `arch` for `task`, or None. A text-generation architecture becomes an embedder
+    with `--convert embed`; no conversion adds a language-model head, or a trained classifier head."""
+    if task == "generate" and not arch.generative:
+        return f"{arch.id} ({arch.architecture}) has no language-model head to generate with; set task: {arch.task}"
+    if task == "score" and arch.generative:
+        tasks = "embed" if arch.task == "embed" else f"{arch.task} or embed"
+        return (
+            f"{arch.id} ({arch.architecture}) has no classifier head to score with; set task: {tasks}, "
+            "or serve its *ForSequenceClassification checkpoint"
+        )
     return None
+
+
+def pooling_reason(req: SizingRequest, arch: ModelArch) -> str:
+    """Why a model runs on vLLM's pooling runner, and the memory model that follows."""
+    if req.task:
+        source = f"`task: {req.task}` asked"
+    elif arch.generative:
+        source = f"its sentence-transformers modules.json ({arch.pooling_type} pooling)"
+    else:
+        source = f"its architecture {arch.architecture}"
+    flags = "--runner pooling" + (" --convert embed" if arch.generative else "")
+    cache = "no KV cache (bidirectional encoder)" if arch.attention == "encoder" else "a KV cache (causal decoder)"
+    batch = "chunked prefill" if arch.chunked_prefill else "a whole request per batch (no chunked prefill)"
+    return f"task {arch.task}: {source}; {flags}: no sampler, {cache}, {batch}"
 
 
 def candidate_shapes(req: SizingRequest, r: Resolved, shape: GpuShape, max_nodes: int) -> Iterator[tuple[int, int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from components.planning.batch_limits import batch_reason
 from components.planning.engine_args import (
     check_extra_args,
     serving_config,
@@ -21,6 +22,7 @@ from components.planning.parallelism import (
     candidate_shapes,
     check_parallel_overrides,
     evaluate,
+    pooling_reason,
     resolve,
 )
 from components.planning.types import (
@@ -42,11 +44,16 @@ def size_model(req: SizingRequest, shape: GpuShape, max_nodes: int = CLI_MAX_NOD
         raise SizingError(errors)
     tried: list[Candidate] = []
     chosen: Candidate | None = None
-    for tp, pp in candidate_shapes(req, r, shape, max_nodes):
-        candidate = evaluate(r, tp, pp)
-        tried.append(candidate)
-        if candidate.fits:
-            chosen = candidate
+    # Batch limits are lowered only when nothing fits at the asked or default ones (batch_limits.py).
+    for lowered in (False, True) if r.lowered_rungs else (False,):
+        tried = []
+        for tp, pp in candidate_shapes(req, r, shape, max_nodes):
+            candidate = evaluate(r, tp, pp, lowered)
+            tried.append(candidate)
+            if candidate.fits:
+                chosen = candidate
+                break
+        if chosen is not None:
             break
     if chosen is None:
         largest = tried[-1] if tried else evaluate(r, 1, 1)
@@ -59,7 +66,9 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
     gpus = c.tp * c.pp
     nodes = max(1, gpus // shape.gpus_per_node) if gpus > shape.gpus_per_node else 1
     args, env, warnings = serving_config(req, r, shape, c)
-    concurrency = round(c.kv_tokens / r.max_model_len, 2) if c.kv_tokens is not None else float(c.max_num_seqs)
+    # Full-length requests at once: what the KV cache holds, and never more than max_num_seqs.
+    kv_concurrency = c.kv_tokens / r.max_model_len if c.kv_tokens is not None else float(c.max_num_seqs)
+    concurrency = round(min(kv_concurrency, float(c.max_num_seqs)), 2)
     return Sizing(
         model=r.arch.id,
         task=r.arch.task,
@@ -112,6 +121,8 @@ def _reasons(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, rej
         f"weights: {a.params_b:g}B params as {r.weight_dtype} = {_gib(c.weights_total)}"
         + (f", {_gib(c.weights)} per GPU" if gpus > 1 else ""),
     ]
+    if a.task != "generate":
+        reasons.append(pooling_reason(req, a))
     need = (
         f"weights + activation + KV for {r.min_concurrency} x {r.max_model_len} tokens"
         if c.kv_per_token
@@ -138,6 +149,8 @@ def _reasons(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, rej
         reasons.append(f"PP {c.pp}: the model needs more GPUs than one NVLink domain; stages span {where}")
     if r.rope_original:
         reasons.append(f"max_model_len {r.max_model_len}: YaRN x{req.rope_factor:g} over {r.rope_original}")
+    first = (r.rungs[0][0], r.rungs[0][1])
+    reasons.append(batch_reason(req, r.arch, shape, first, (c.max_num_seqs, c.batched_tokens), c.activation))
     if c.kv_tokens is not None:
         reasons.append(
             f"KV cache: {_gib(c.kv_room)} per GPU = {c.kv_tokens} tokens "
@@ -165,6 +178,12 @@ def not_fit_reason(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidat
         alt = _first_fit(replace(req, kv_cache_dtype="fp8"), shape, max_nodes)
         if alt:
             options.append(f"kvCacheDtype: fp8 ({alt})")
+    if req.max_num_seqs is not None and r.arch.task == "generate":
+        # The plan lowers max_num_seqs itself only when the stack leaves it unset.
+        unset = replace(req, max_num_seqs=None, max_num_batched_tokens=None)
+        alt = _first_fit(unset, shape, max_nodes)
+        if alt:
+            options.append(f"maxNumSeqs left to the plan, which lowers it ({alt})")
     if c.kv_per_token:
         longest = _longest_context(req, r, shape, max_nodes)
         if longest:
@@ -182,9 +201,10 @@ def _first_fit(req: SizingRequest, shape: GpuShape, max_nodes: int) -> str | Non
         r = resolve(req, shape)
     except SizingError:
         return None
-    for tp, pp in candidate_shapes(req, r, shape, max_nodes):
-        if evaluate(r, tp, pp).fits:
-            return f"{tp * pp} GPU{'s' if tp * pp > 1 else ''}, TP {tp} x PP {pp}"
+    for lowered in (False, True):
+        for tp, pp in candidate_shapes(req, r, shape, max_nodes):
+            if evaluate(r, tp, pp, lowered).fits:
+                return f"{tp * pp} GPU{'s' if tp * pp > 1 else ''}, TP {tp} x PP {pp}"
     return None
 
 

@@ -96,6 +96,8 @@ class SizingRequest:
     objective: Objective = "throughput"
     min_concurrency: int = 1
     gpu_memory_utilization: float = 0.9
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
     tensor_parallel: int | None = None
     pipeline_parallel: int | None = None
     deterministic: bool = False
@@ -124,6 +126,8 @@ class SizingRequest:
             objective=model.objective,
             min_concurrency=model.min_concurrency,
             gpu_memory_utilization=model.gpu_memory_utilization,
+            max_num_seqs=model.max_num_seqs,
+            max_num_batched_tokens=model.max_num_batched_tokens,
             tensor_parallel=model.tensor_parallel,
             pipeline_parallel=model.pipeline_parallel,
             deterministic=model.deterministic,

@@ -4,10 +4,15 @@ owns, and its capability rules. Each row cites the vLLM source it follows."""
 from __future__ import annotations
 
 VLLM_VERSION = "0.13.0"
-# vLLM's own defaults for the OpenAI server: GPUs with >= 70 GiB (A100 excepted) get larger batches.
+# vLLM's own batch limits for the OpenAI server (UsageContext.OPENAI_API_SERVER): GPUs with >= 70 GiB, A100
+# excepted, get larger batches (EngineArgs.get_batch_defaults, default_max_num_seqs and
+# default_max_num_batched_tokens in vllm/engine/arg_utils.py).
 LARGE_GPU_THRESHOLD_GIB = 70.0
 LARGE_GPU_DEFAULTS = (1024, 8192)  # (max_num_seqs, max_num_batched_tokens)
 SMALL_GPU_DEFAULTS = (256, 2048)
+# When the sampler of the default max_num_seqs leaves no room for the KV cache, the plan halves max_num_seqs
+# down to this, the smallest a published deployment runs (vllm-ascend Qwen3-235B: --max-num-seqs 16).
+MIN_LOWERED_MAX_NUM_SEQS = 16
 # Compute capabilities vLLM 0.13's batch-invariant mode has kernels for: its own matmuls on 8.0, 8.9 and
 # the 10.x family, cuBLAS without split-K on 9.0 (enable_batch_invariant_mode in
 # vllm/model_executor/layers/batch_invariant.py). Other GPUs get no invariant matmul.
@@ -25,6 +30,8 @@ PLAN_FLAGS = {
     "--data-parallel-size": "replicas (each replica is its own pod)",
     "-dp": "replicas (each replica is its own pod)",
     "--max-model-len": "maxModelLen",
+    "--max-num-seqs": "maxNumSeqs",
+    "--max-num-batched-tokens": "maxNumBatchedTokens",
     "--gpu-memory-utilization": "gpuMemoryUtilization",
     "--quantization": "quantization",
     "-q": "quantization",

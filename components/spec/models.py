@@ -161,8 +161,12 @@ class ModelSloSpec(SpecModel):
     ttft_p95_seconds: Annotated[float, Field(gt=0)] = 2.0
 
 
-Quantization = Literal["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes"]
+Quantization = Literal["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes", "mxfp4"]
 KvCacheDtype = Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]
+# Bounds of the batch limits: 64 x vLLM's largest default of max_num_seqs; max_num_batched_tokens must hold a whole
+# request of a pooling model, and 16M tokens is past every published context length.
+MAX_NUM_SEQS = 65536
+MAX_NUM_BATCHED_TOKENS = 2**24
 
 
 class ModelSpec(SpecModel):
@@ -190,6 +194,10 @@ class ModelSpec(SpecModel):
     tensor_parallel: Annotated[int, Field(ge=1)] | None = None
     pipeline_parallel: Annotated[int, Field(ge=1)] | None = None
     gpu_memory_utilization: Annotated[float, Field(ge=0.5, le=0.98)] = 0.9
+    # vLLM's batch limits. Default: vLLM 0.13's for the GPU, lowered by the plan only when the sampler memory of
+    # max_num_seqs x vocab logits would leave no room for the KV cache (components/planning/batch_limits.py).
+    max_num_seqs: Annotated[int, Field(ge=1, le=MAX_NUM_SEQS)] | None = None
+    max_num_batched_tokens: Annotated[int, Field(ge=1, le=MAX_NUM_BATCHED_TOKENS)] | None = None
     trust_remote_code: bool | None = None
     # For models outside the catalog: a local copy of the HF config.json (relative to the project).
     config_path: str | None = None

@@ -24,6 +24,7 @@ from components.planning.sizing import size_model
 from components.planning.types import CLI_MAX_NODES, ClusterPlan, GpuShape, SizingRequest
 from components.spec import SpecError, load_cluster_spec
 from components.spec.api_rules import MAX_NODES
+from components.spec.models import MAX_NUM_BATCHED_TOKENS, MAX_NUM_SEQS
 from components.stacks import (
     PROJECT_DIR,
     StackFileError,
@@ -113,14 +114,23 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     size = sub.add_parser("size", help="size one model on one GPU shape")
-    model = size.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", help="catalog model id (or an HF id together with --config)")
-    model.add_argument("--config", type=Path, help="path to an HF config.json")
+    size.add_argument(
+        "--model", help="catalog model id; with --config, the HF id of that config's model (the served model)"
+    )
+    size.add_argument("--config", type=Path, help="path to an HF config.json (named by --model, else by its folder)")
     size.add_argument("--params-b", type=_positive(float, "--params-b"), help="published parameter count, billions")
     size.add_argument("--gpu", help="catalog GPU id, e.g. H100-SXM-80GB")
-    size.add_argument("--gpu-memory-gib", type=_positive(float, "--gpu-memory-gib"), help="GPU memory, GiB")
+    size.add_argument(
+        "--gpu-memory-gib",
+        type=_positive(float, "--gpu-memory-gib"),
+        help="memory of one GPU as the driver reports it (nvidia-smi's total: MiB / 1024), GiB",
+    )
     size.add_argument("--gpus-per-node", type=_positive(int, "--gpus-per-node", MAX_GPUS_PER_NODE))
-    size.add_argument("--nvlink-domain", type=_positive(int, "--nvlink-domain", MAX_GPUS_PER_NODE))
+    size.add_argument(
+        "--nvlink-domain",
+        type=_positive(int, "--nvlink-domain", MAX_GPUS_PER_NODE),
+        help="GPUs joined by NVLink (default with --no-p2p: 1)",
+    )
     size.add_argument("--no-p2p", action="store_true", help="GPUs without working peer-to-peer")
     size.add_argument(
         "--nodes",
@@ -128,10 +138,26 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         default=CLI_MAX_NODES,
         help=f"most nodes one replica may span (default {CLI_MAX_NODES})",
     )
-    size.add_argument("--task", choices=["generate", "embed", "score"])
+    size.add_argument(
+        "--task",
+        choices=["generate", "embed", "score"],
+        help="serve a pooling model as embed or score (default: the task of its architecture)",
+    )
+    size.add_argument(
+        "--max-num-seqs",
+        type=_positive(int, "--max-num-seqs", MAX_NUM_SEQS),
+        help="vLLM's max_num_seqs (default: vLLM's for the GPU, lowered only when nothing fits otherwise)",
+    )
+    size.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive(int, "--max-num-batched-tokens", MAX_NUM_BATCHED_TOKENS),
+        help="vLLM's max_num_batched_tokens (default: vLLM's for the GPU)",
+    )
     size.add_argument("--max-model-len", type=_positive(int, "--max-model-len"))
     size.add_argument(
-        "--quantization", default="auto", choices=["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes"]
+        "--quantization",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes", "mxfp4"],
     )
     size.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"])
     size.add_argument("--gpu-memory-utilization", type=_positive(float, "--gpu-memory-utilization", 1.0), default=0.9)
@@ -178,16 +204,20 @@ def _shape(args: argparse.Namespace) -> GpuShape:
         raise UsageError(
             "--gpu: required (a catalog id), or give --gpu-memory-gib, --gpus-per-node and --nvlink-domain"
         )
-    if args.gpus_per_node is None or args.nvlink_domain is None:
-        raise UsageError("--gpus-per-node and --nvlink-domain: required with --gpu-memory-gib")
-    if args.gpus_per_node % args.nvlink_domain:
-        raise UsageError(f"--nvlink-domain: {args.nvlink_domain} does not divide --gpus-per-node {args.gpus_per_node}")
+    # GPUs without peer-to-peer have no NVLink between them: each is its own domain.
+    domain = args.nvlink_domain or (1 if args.no_p2p else None)
+    if args.gpus_per_node is None or domain is None:
+        raise UsageError(
+            "--gpus-per-node and --nvlink-domain: required with --gpu-memory-gib (--nvlink-domain is 1 with --no-p2p)"
+        )
+    if args.gpus_per_node % domain:
+        raise UsageError(f"--nvlink-domain: {domain} does not divide --gpus-per-node {args.gpus_per_node}")
     return GpuShape(
         gpu_id=f"custom-{args.gpu_memory_gib:g}GiB",
         gpu_name="custom",
         memory_mib=int(args.gpu_memory_gib * 1024),
         gpus_per_node=args.gpus_per_node,
-        nvlink_domain=args.nvlink_domain,
+        nvlink_domain=domain,
         peer_to_peer=not args.no_p2p,
         native_fp8=True,
         compute_capability="9.0",
@@ -195,6 +225,8 @@ def _shape(args: argparse.Namespace) -> GpuShape:
 
 
 def _arch(args: argparse.Namespace) -> ModelArch:
+    if args.model is None and args.config is None:
+        raise UsageError("--model or --config: required (a catalog model id, or an HF config.json with its model id)")
     if args.config is not None:
         return load_hf_config(args.config, args.model or args.config.parent.name or "model", args.params_b)
     models = load_model_catalog()
@@ -222,6 +254,8 @@ def cmd_size(args: argparse.Namespace) -> int:
         objective=args.objective,
         min_concurrency=args.min_concurrency,
         gpu_memory_utilization=args.gpu_memory_utilization,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
         tensor_parallel=args.tensor_parallel,
         pipeline_parallel=args.pipeline_parallel,
     )

@@ -214,6 +214,8 @@ def format_sizing(s: Sizing, shape: GpuShape, markdown: bool = False, wide: bool
         f"{s.objective} objective",
         f"per GPU (GiB): usable {m.usable:.2f} = weights {m.weights:.2f} + activation {m.activation:.2f} "
         f"+ non-torch {m.non_torch:.2f} + KV cache {m.kv_cache:.2f} (needs {m.kv_needed:.2f})",
+        f"batch limits: max_num_seqs {s.max_num_seqs}, max_num_batched_tokens {s.max_num_batched_tokens} "
+        f"(activation {m.activation:.2f} GiB per GPU)",
     ]
     if s.kv_cache_tokens is not None and s.fits:
         facts.append(

@@ -184,6 +184,8 @@ def engine_facts(config: Any) -> dict[str, Any]:
         "nnodes": parallel.nnodes,
         "max_num_seqs": scheduler.max_num_seqs,
         "max_num_batched_tokens": scheduler.max_num_batched_tokens,
+        "enable_chunked_prefill": scheduler.enable_chunked_prefill,
+        "pooling_type": model.pooler_config.pooling_type if model.pooler_config else None,
         "enable_prefix_caching": cache.enable_prefix_caching,
         "gpu_memory_utilization": cache.gpu_memory_utilization,
         "seed": model.seed,
