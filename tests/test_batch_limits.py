@@ -14,22 +14,11 @@ from components.planning.types import GpuShape, Sizing, SizingError, SizingReque
 from components.spec import SpecError, load_cluster_spec
 from components.stacks import plan_for
 from components.tools.plan_text import format_plan, format_sizing
+from testbed.stacks import one_pool_spec
 
 GPUS = load_gpu_catalog()
 MODELS = load_model_catalog()
-BASE: dict[str, Any] = {
-    "storageClass": "fast",
-    "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
-    "pools": [
-        {
-            "name": "h100",
-            "gpu": "H100-SXM-80GB",
-            "gpusPerNode": 8,
-            "backend": {"kind": "existing", "nodeNames": ["gpu-01"]},
-        }
-    ],
-    "models": [{"name": "qwen-32b", "model": "Qwen/Qwen2.5-32B-Instruct", "pool": "h100", "maxModelLen": 32768}],
-}
+BASE = one_pool_spec([{"name": "qwen-32b", "model": "Qwen/Qwen2.5-32B-Instruct", "pool": "h100", "maxModelLen": 32768}])
 
 
 def config(**fields: Any) -> dict[str, Any]:

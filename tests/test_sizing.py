@@ -18,6 +18,7 @@ from components.planning.sizing import size_model
 from components.planning.types import GpuShape, Sizing, SizingError, SizingRequest
 from components.spec import load_cluster_spec
 from components.stacks import plan_for
+from testbed.stacks import one_pool_spec
 
 GPUS = load_gpu_catalog()
 MODELS = load_model_catalog()
@@ -259,25 +260,9 @@ def test_replicas_tile_nvlink_domains() -> None:
     assert pool.place(4, 1, 1, 8) and pool.place(4, 1, 1, 8) and not pool.place(1, 1, 1, 8)
 
 
-def _spec(models: list[dict[str, object]], nodes: int = 1) -> dict[str, object]:
-    return {
-        "storageClass": "fast",
-        "auth": {"allowPlainHttp": True, "clients": [{"name": "tests"}]},
-        "pools": [
-            {
-                "name": "h100",
-                "gpu": "H100-SXM-80GB",
-                "gpusPerNode": 8,
-                "backend": {"kind": "existing", "nodeNames": [f"n{i}" for i in range(nodes)]},
-            }
-        ],
-        "models": models,
-    }
-
-
 def test_plan_reports_pool_use_at_min_and_max() -> None:
     spec = load_cluster_spec(
-        _spec(
+        one_pool_spec(
             [
                 {"name": "a", "model": "Qwen/Qwen3-32B", "pool": "h100", "maxModelLen": 32000, "replicas": 2},
                 {
@@ -299,7 +284,7 @@ def test_plan_reports_pool_use_at_min_and_max() -> None:
 
 def test_plan_names_the_model_and_the_shortfall() -> None:
     spec = load_cluster_spec(
-        _spec([{"name": "big", "model": "Qwen/Qwen3-32B", "pool": "h100", "maxModelLen": 32000, "replicas": 5}])
+        one_pool_spec([{"name": "big", "model": "Qwen/Qwen3-32B", "pool": "h100", "maxModelLen": 32000, "replicas": 5}])
     )
     with pytest.raises(SizingError) as caught:
         plan_for(spec)
@@ -311,7 +296,7 @@ def test_plan_names_the_model_and_the_shortfall() -> None:
 
 def test_multi_node_replicas_take_whole_nodes() -> None:
     spec = load_cluster_spec(
-        _spec(
+        one_pool_spec(
             [{"name": "r1", "model": "deepseek-ai/DeepSeek-R1", "pool": "h100", "maxModelLen": 4096, "replicas": 1}],
             nodes=3,
         )
