@@ -11,7 +11,7 @@ from components.planning.defaults import (
     resolve_autoscaling,
     resolve_gateway,
 )
-from components.planning.network import resolve_network, weights_download, weights_endpoint, weights_env
+from components.planning.network import resolve_network, weights_endpoint, weights_env
 from components.planning.pools import PoolShape, place_replicas, resolve_pool, resolved_backend
 from components.planning.rate_limits import resolve_rate_limits
 from components.planning.serving import cache_for, pod_for, workload_for
@@ -67,9 +67,16 @@ def weights_storage_class(spec: ClusterSpec) -> str:
 
 def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: int, gated: bool) -> ModelPlan:
     workload, workload_reason = workload_for(sizing)
-    download, _ = weights_download(spec.weights_cache, spec.weights_source.kind)
+    cache = cache_for(
+        sizing,
+        pool_nodes,
+        spec.weights_cache,
+        weights_storage_class(spec),
+        protect=model.name not in spec.allow_data_loss,
+        source=spec.weights_source.kind,
+    )
     return ModelPlan(
-        **{**sizing.model_dump(), "env": {**sizing.env, **weights_env(download, weights_endpoint(spec))}},
+        **{**sizing.model_dump(), "env": {**sizing.env, **weights_env(cache.download, weights_endpoint(spec))}},
         name=model.name,
         revision=model.revision,
         pool=model.pool,
@@ -80,14 +87,7 @@ def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: 
         workload=workload,
         workload_reason=workload_reason,
         pod=pod_for(sizing),
-        cache=cache_for(
-            sizing,
-            pool_nodes,
-            spec.weights_cache,
-            weights_storage_class(spec),
-            protect=model.name not in spec.allow_data_loss,
-            source=spec.weights_source.kind,
-        ),
+        cache=cache,
         secret_env=model.secret_env,
         gated=gated,
     )
