@@ -20,8 +20,8 @@ from components.labels import (
     POOL_GPUS_ANNOTATION,
     common_labels,
 )
+from components.planning.engine_versions import ENGINE_VERSIONS
 from components.planning.types import ModelPlan, PoolPlan
-from components.planning.vllm import VLLM_VERSION
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,17 @@ class AdapterMetric:
     aggregation: str  # how a pod's series (e.g. one per GPU) fold into one value
 
 
+def vllm_series(field: str) -> str:
+    """A gauge's name in every supported vLLM release (MetricNames in engine_versions.py), `|`-joined should a
+    release rename it, so one adapter rule serves pods of every release."""
+    return "|".join(sorted({getattr(v.metrics, field) for v in ENGINE_VERSIONS.values()}))
+
+
 # Spec metric -> how prometheus-adapter exposes it. DCGM attaches GPU series to the pod using the GPU.
 ADAPTER_METRICS = {
-    "vllm:num_requests_running": AdapterMetric("vllm_num_requests_running", "vllm:num_requests_running", "sum"),
-    "vllm:num_requests_waiting": AdapterMetric("vllm_num_requests_waiting", "vllm:num_requests_waiting", "sum"),
-    "vllm:kv_cache_usage_perc": AdapterMetric("vllm_kv_cache_usage_perc", "vllm:kv_cache_usage_perc", "max"),
+    "vllm:num_requests_running": AdapterMetric("vllm_num_requests_running", vllm_series("running"), "sum"),
+    "vllm:num_requests_waiting": AdapterMetric("vllm_num_requests_waiting", vllm_series("waiting"), "sum"),
+    "vllm:kv_cache_usage_perc": AdapterMetric("vllm_kv_cache_usage_perc", vllm_series("kv_cache_usage"), "max"),
     "DCGM_FI_DEV_GPU_UTIL": AdapterMetric("gpu_utilization_percent", "DCGM_FI_DEV_GPU_UTIL", "avg"),
 }
 # The API group of each workload kind the plan picks, for the HPA's scaleTargetRef.
@@ -50,7 +56,7 @@ def adapter_rules() -> list[dict[str, Any]]:
     """prometheus-adapter `rules.custom`: each series by namespace and pod, renamed to its custom metric."""
     return [
         {
-            "seriesQuery": f'{{__name__="{m.series}",namespace!="",pod!=""}}',
+            "seriesQuery": f'{{__name__{"=~" if "|" in m.series else "="}"{m.series}",namespace!="",pod!=""}}',
             "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
             "name": {"matches": "^.*$", "as": m.name},
             "metricsQuery": f"{m.aggregation}(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
@@ -131,7 +137,7 @@ class Autoscaling(pulumi.ComponentResource):
                     "name": model.name,
                     "namespace": args.namespace,
                     "labels": {
-                        **common_labels(model.name, MODEL_SERVER_COMPONENT, VLLM_VERSION),
+                        **common_labels(model.name, MODEL_SERVER_COMPONENT, model.vllm_version),
                         MODEL_LABEL: model.name,
                     },
                     # What the plan checked; the policy pack re-checks maxReplicas against them.

@@ -12,11 +12,11 @@ from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.gateway import LlmGateway, LlmGatewayArgs, gateway_service_monitor
 from components.gpu_operator import GpuOperator, GpuOperatorArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
-from components.images import VLLM_IMAGE
 from components.leader_worker_set import LeaderWorkerSetController
 from components.model_server import HF_TOKEN_KEY, VllmModel, VllmModelArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from components.planning.engine_versions import engine_version
 from components.planning.types import ClusterPlan
 from components.rate_limit_store import RateLimitStore, RateLimitStoreArgs
 from components.rate_limit_store import pod_monitors as rate_limit_pod_monitors
@@ -127,11 +127,16 @@ class LlmCluster(pulumi.ComponentResource):
         needs_lws = any(m.workload == "LeaderWorkerSet" for m in plan.models)
         self.lws = LeaderWorkerSetController(f"{name}-lws", child) if needs_lws else None
         pools = {p.name: p for p in plan.pools}
-        image: pulumi.Input[str] = VLLM_IMAGE
+        image: pulumi.Input[str] | None = None  # each model's release (ModelPlan.image)
         if plan.images.vllm is not None:
             built = VllmImage(
                 f"{name}-vllm-image",
-                VllmImageArgs(plan.images.vllm, args.registry_username or "", args.registry_password or ""),
+                VllmImageArgs(
+                    plan.images.vllm,
+                    args.registry_username or "",
+                    args.registry_password or "",
+                    base_image=engine_version(plan.vllm_version).image,
+                ),
                 child,
             )
             image = built.repo_digest

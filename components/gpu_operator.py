@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.charts import chart_namespace, chart_pin, helm_release
+from components.device_plugin import device_plugin_values
 from components.monitoring import PROJECT_SELECTOR, PROMETHEUS_SELECTOR
 from components.planning.types import PoolPlan
 
@@ -41,6 +42,8 @@ class GpuOperator(pulumi.ComponentResource):
                     "additionalLabels": dict(PROMETHEUS_SELECTOR),
                 }
             },
+            # Shared GPUs: the device plugin's per-node configs (components/device_plugin.py); none without sharing.
+            **device_plugin_values(args.pools),
         }
         self.release = helm_release(
             "gpu-operator", values, pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])

@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.device_plugin import sharing_labels
 from components.labels import GPU_LABEL, GPU_PRODUCT_LABEL, GPU_RESOURCE, GPU_TAINT, POOL_LABEL
 from components.planning.types import PoolPlan
 from components.spec import GkeBackendSpec, KarpenterBackendSpec, OvhBackendSpec
@@ -52,9 +53,11 @@ class GpuNodePoolArgs:
     pool: PoolPlan
 
 
-def pool_node_labels(pool: PoolPlan) -> dict[str, str]:
-    """Labels every node of the pool carries: the pool, its GPU, and the GPU Operator's opt-outs."""
+def pool_node_labels(pool: PoolPlan, node: str | None = None) -> dict[str, str]:
+    """Labels every node of the pool carries: the pool, its GPU, the GPU Operator's opt-outs, and on a shared node
+    (an existing one by name, or any node of a cloud pool that shares) its device-plugin config."""
     labels = {POOL_LABEL: pool.name, GPU_LABEL: pool.gpu, GPU_PRODUCT_LABEL: pool.gfd_product}
+    labels.update(sharing_labels(pool, node))
     backend = pool.backend
     if isinstance(backend, GkeBackendSpec) and backend.driver_version != "INSTALLATION_DISABLED":
         # GKE owns driver and device plugin on these nodes; the operator stays off them entirely.
@@ -210,7 +213,7 @@ class GpuNodePool(pulumi.ComponentResource):
             self.resources = [
                 k8s.core.v1.NodePatch(
                     f"{name}-{node}",
-                    metadata={"name": node, "labels": pool_node_labels(pool)},
+                    metadata={"name": node, "labels": pool_node_labels(pool, node)},
                     spec=spec,
                     opts=child,
                 )

@@ -3,10 +3,11 @@
 tests/test_versions.py checks that the Dockerfile, the requirements files and these agree.
 """
 
-from components.planning.vllm import VLLM_VERSION
+from components.planning.engine_versions import DEFAULT_VLLM_VERSION, ENGINE_VERSIONS
 
-# vLLM's OpenAI-compatible server at the release the plan's flags and memory model target.
-VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+# vLLM's OpenAI-compatible server at the default release; each model runs its own release's image
+# (ModelPlan.image, from components/planning/engine_versions.py).
+VLLM_IMAGE = ENGINE_VERSIONS[DEFAULT_VLLM_VERSION].image
 
 # LiteLLM proxy, the non-root image of the release the gateway tests run (PyPI litellm[proxy]).
 LITELLM_VERSION = "1.106.2"

@@ -21,6 +21,12 @@ PROMETHEUS_POD_LABELS = {NAME_LABEL: "prometheus", "app.kubernetes.io/managed-by
 # What the plan checked on an HPA, so the policy pack can re-check maxReplicas against the pool.
 POOL_GPUS_ANNOTATION = "llm-cluster.io/pool-gpus"
 GPUS_PER_REPLICA_ANNOTATION = "llm-cluster.io/gpus-per-replica"
+# What the plan checked for a model on a slice of a shared GPU (components/planning/sharing.py), on its pods, so the
+# policy pack can re-check that no assignment of slices overcommits a GPU.
+GPU_SLICES_ANNOTATION = "llm-cluster.io/gpu-slices"
+GPU_MEMORY_ANNOTATION = "llm-cluster.io/gpu-memory-gib"
+SLICE_MARGIN_ANNOTATION = "llm-cluster.io/slice-margin-gib"
+SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
 POOL_LABEL = "llm-cluster.io/pool"
 GPU_LABEL = "llm-cluster.io/gpu"
 GPU_PRODUCT_LABEL = "llm-cluster.io/gpu-product"

@@ -14,20 +14,22 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.images import VLLM_IMAGE
 from components.labels import (
-    GPU_RESOURCE,
+    GPU_MEMORY_ANNOTATION,
+    GPU_SLICES_ANNOTATION,
     GPU_TOLERATION,
     MODEL_LABEL,
     MODEL_SERVER_COMPONENT,
     POOL_LABEL,
     ROLE_LABEL,
     SERVER_ROLE,
+    SLICE_MARGIN_ANNOTATION,
     WORKER_ROLE,
     common_labels,
 )
+from components.planning.engine_versions import RUNTIME_HOME, engine_version
+from components.planning.sharing_types import ModelSharing
 from components.planning.types import ModelPlan, NetworkPlan, PoolPlan
-from components.planning.vllm import RUNTIME_ENV, RUNTIME_HOME, VLLM_VERSION
 from components.weights_download import job_spec
 
 PORT = 8000
@@ -77,15 +79,20 @@ class VllmModelArgs:
     namespace: str
     hf_token_secret: str
     network: NetworkPlan
-    # The pinned release, or the stack's own build by digest (components/vllm_image.py).
-    image: pulumi.Input[str] = VLLM_IMAGE
+    # The stack's own build by digest (components/vllm_image.py); None: the model's release (ModelPlan.image).
+    image: pulumi.Input[str] | None = None
+
+    @property
+    def server_image(self) -> pulumi.Input[str]:
+        return self.image if self.image is not None else self.model.image
 
 
 def pod_resources(model: ModelPlan) -> dict[str, dict[str, str]]:
     pod = model.pod
+    gpu = pod.gpu_resource  # nvidia.com/gpu, or a nvidia.com/gpu.shared slice (components/planning/sharing.py)
     return {
-        "requests": {"cpu": str(pod.cpu_request), "memory": f"{pod.memory_gib}Gi", GPU_RESOURCE: str(pod.gpus)},
-        "limits": {"cpu": str(pod.cpu_limit), "memory": f"{pod.memory_gib}Gi", GPU_RESOURCE: str(pod.gpus)},
+        "requests": {"cpu": str(pod.cpu_request), "memory": f"{pod.memory_gib}Gi", gpu: str(pod.gpus)},
+        "limits": {"cpu": str(pod.cpu_limit), "memory": f"{pod.memory_gib}Gi", gpu: str(pod.gpus)},
     }
 
 
@@ -108,7 +115,9 @@ def serve_command(model: ModelPlan, role: str) -> list[str]:
 
 
 def drain_script(model: ModelPlan) -> str:
-    """preStop: wait for the endpoint to leave the Service, then until no request is running or waiting."""
+    """preStop: wait for the endpoint to leave the Service, then until no request is running or waiting (the
+    gauges' names in the model's vLLM release)."""
+    metrics = engine_version(model.vllm_version).metrics
     return f"""
 import time, urllib.request
 time.sleep({model.pod.drain_delay_seconds})
@@ -119,7 +128,7 @@ while time.time() < deadline:
     except OSError:
         break
     busy = sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith(("vllm:num_requests_running", "vllm:num_requests_waiting")))
+               if line.startswith(("{metrics.running}", "{metrics.waiting}")))
     if busy == 0:
         break
     time.sleep(2)
@@ -136,7 +145,8 @@ def http_probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[
 
 
 def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_secret: str) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**model.env, **RUNTIME_ENV}.items()]
+    engine = engine_version(model.vllm_version)
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in {**model.env, **engine.runtime_env}.items()]
     env += [
         {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/huggingface"},
         {
@@ -153,7 +163,7 @@ def container(model: ModelPlan, role: str, image: pulumi.Input[str], hf_token_se
         "name": "vllm",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["vllm", "serve"],
+        "command": list(engine.entrypoint),
         "args": serve_command(model, role),
         "env": env,
         "resources": pod_resources(model),
@@ -203,7 +213,7 @@ def cache_volume(model: ModelPlan) -> dict[str, Any]:
 def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
     model, pool = args.model, args.pool
     spec: dict[str, Any] = {
-        "containers": [container(model, role, args.image, args.hf_token_secret)],
+        "containers": [container(model, role, args.server_image, args.hf_token_secret)],
         "nodeSelector": {POOL_LABEL: pool.name},
         # No <SERVICE>_PORT variables: a Service named `vllm...` would inject VLLM_PORT, which vLLM reads as its own.
         "enableServiceLinks": False,
@@ -231,11 +241,22 @@ def pod_spec(args: VllmModelArgs, role: str) -> dict[str, Any]:
     return spec
 
 
+def slice_annotations(sharing: ModelSharing) -> dict[str, str]:
+    return {
+        GPU_SLICES_ANNOTATION: str(sharing.slices_per_gpu),
+        GPU_MEMORY_ANNOTATION: str(sharing.gpu_gib),
+        SLICE_MARGIN_ANNOTATION: str(sharing.margin_gib),
+    }
+
+
 def template_metadata(args: VllmModelArgs, labels: dict[str, str], role: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"labels": {**labels, ROLE_LABEL: role}}
     if args.pool.backend.kind == "karpenter":
         # Karpenter never voluntarily disrupts a node while one of these pods runs on it.
         meta["annotations"] = {"karpenter.sh/do-not-disrupt": "true"}
+    if args.model.sharing is not None:
+        # What the plan checked for a slice of a shared GPU; the policy pack re-checks the engine's args against it.
+        meta["annotations"] = {**meta.get("annotations", {}), **slice_annotations(args.model.sharing)}
     return meta
 
 
@@ -280,7 +301,7 @@ class VllmModel(pulumi.ComponentResource):
         model = args.model
         child = pulumi.ResourceOptions(parent=self)
         labels = {
-            **common_labels(model.name, MODEL_SERVER_COMPONENT, VLLM_VERSION),
+            **common_labels(model.name, MODEL_SERVER_COMPONENT, model.vllm_version),
             MODEL_LABEL: model.name,
             POOL_LABEL: args.pool.name,
         }
@@ -305,7 +326,9 @@ class VllmModel(pulumi.ComponentResource):
                     f"{name}-weights",
                     # A failed download is retried by replacing the Job on the next `pulumi up`.
                     metadata={**meta, "name": f"{model.name}-weights", "annotations": {REPLACE_UNREADY: "true"}},
-                    spec=job_spec(model, args.pool, args.network, args.image, server_pod, server_pod["containers"][0]),
+                    spec=job_spec(
+                        model, args.pool, args.network, args.server_image, server_pod, server_pod["containers"][0]
+                    ),
                     opts=pulumi.ResourceOptions(
                         parent=self,
                         depends_on=[self.cache],

@@ -15,10 +15,10 @@ from components.spec import VllmImageSpec
 CONTEXT = Path(__file__).resolve().parent.parent / "images" / "vllm"
 
 
-def image_tag(spec: VllmImageSpec) -> str:
+def image_tag(spec: VllmImageSpec, base_image: str = VLLM_IMAGE) -> str:
     """The base release plus a hash of the extras: same inputs, same tag."""
     extras = hashlib.sha256("\n".join(sorted(spec.extras)).encode()).hexdigest()[:10]
-    return f"{VLLM_IMAGE.rpartition(':')[2]}-{extras}"
+    return f"{base_image.rpartition(':')[2]}-{extras}"
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class VllmImageArgs:
     spec: VllmImageSpec
     registry_username: pulumi.Input[str]
     registry_password: pulumi.Input[str]
+    base_image: str = VLLM_IMAGE  # the upstream image of the stack's vLLM release
 
 
 class VllmImage(pulumi.ComponentResource):
@@ -40,12 +41,12 @@ class VllmImage(pulumi.ComponentResource):
         spec = args.spec
         image = docker.Image(
             name,
-            image_name=f"{spec.repository}:{image_tag(spec)}",
+            image_name=f"{spec.repository}:{image_tag(spec, args.base_image)}",
             build=docker.DockerBuildArgs(
                 context=str(CONTEXT),
                 dockerfile=str(CONTEXT / "Dockerfile"),
                 platform=spec.platform,
-                args={"BASE_IMAGE": VLLM_IMAGE, "EXTRA_PIP_PACKAGES": " ".join(spec.extras)},
+                args={"BASE_IMAGE": args.base_image, "EXTRA_PIP_PACKAGES": " ".join(spec.extras)},
             ),
             registry=docker.RegistryArgs(
                 server=spec.repository.split("/", 1)[0],

@@ -22,6 +22,7 @@ from pod_rules import (
     serving_namespace_enforces_restricted,
 )
 from rate_limit_rules import rate_limits_hold_across_replicas
+from sharing_rules import shared_gpus_hold_their_slices
 from stack_resources import (
     HELM_RELEASE,
     Resource,
@@ -40,6 +41,7 @@ from components.labels import (
     GPUS_PER_REPLICA_ANNOTATION,
     MODEL_SERVER_COMPONENT,
     POOL_GPUS_ANNOTATION,
+    SHARED_GPU_RESOURCE,
     WEIGHTS_DOWNLOAD_COMPONENT,
 )
 from components.labels import GPU_RESOURCE as GPU
@@ -211,7 +213,8 @@ def only_gpu_pods_tolerate_gpu_taints(resource: Resource) -> list[str]:
         tolerations = (template.get("spec") or {}).get("tolerations") or []
         if not any(t.get("key") == GPU_TAINT_KEY for t in tolerations):
             continue
-        uses_gpu = any(GPU in ((c.get("resources") or {}).get("limits") or {}) for c in containers(template))
+        limits = [(c.get("resources") or {}).get("limits") or {} for c in containers(template)]
+        uses_gpu = any(GPU in lim or SHARED_GPU_RESOURCE in lim for lim in limits)  # a whole GPU or a slice of one
         if not uses_gpu:
             violations.append(f"{resource.object_name}: tolerates the GPU taint but requests no GPU")
     return violations
@@ -317,6 +320,8 @@ RESOURCE_RULES: dict[str, ResourceRule] = {
     "no-namespace-wide-ingress": no_namespace_wide_ingress,
     "routes-expose-only-inference-paths": routes_expose_only_inference_paths,
     "claims-are-protected": claims_are_protected,
+    # Issue 18: a slice of a shared GPU is one slice, no whole GPU, and within its share of the GPU's memory.
+    "shared-gpus-hold-their-slices": shared_gpus_hold_their_slices,
 }
 STACK_RULES: dict[str, StackRule] = {
     "every-workload-namespace-has-a-network-policy": every_workload_namespace_has_a_network_policy,

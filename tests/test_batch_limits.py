@@ -97,7 +97,7 @@ def test_defaults_are_vllms_for_the_gpu_and_always_passed(gpu: str, defaults: tu
     s = size("Qwen/Qwen2.5-Coder-7B-Instruct", gpu, 1, max_model_len=16384)
     assert (s.max_num_seqs, s.max_num_batched_tokens) == defaults
     assert (flag(s.vllm_args, "--max-num-seqs"), flag(s.vllm_args, "--max-num-batched-tokens")) == defaults
-    assert any(f"vLLM 0.13.0's defaults on {gpu}" in r for r in s.reasons)
+    assert any(f"vLLM {s.vllm_version}'s defaults on {gpu}" in r for r in s.reasons)
 
 
 def test_batched_tokens_are_capped_at_seqs_times_context_as_vllm_does() -> None:
@@ -111,11 +111,12 @@ def test_a_pooling_model_batches_a_whole_request() -> None:
     assert s.max_num_seqs == 256
 
 
-def test_limits_are_lowered_only_when_nothing_fits_at_the_defaults() -> None:
-    # Two H100s hold Qwen3-32B at vLLM's defaults: the plan takes them rather than a smaller batch.
-    two = size("Qwen/Qwen3-32B", "H100-SXM-80GB", 8, max_model_len=32000)
+def test_limits_are_lowered_where_the_defaults_need_more_gpus() -> None:
+    # Two H100s hold Qwen3-32B at vLLM's default batch; one holds it with a smaller batch. The fewest GPUs win, so
+    # a free plan takes one, whether the pool has one GPU or eight; the sampler's cost and the reason are stated.
+    two = size("Qwen/Qwen3-32B", "H100-SXM-80GB", 8, max_model_len=32000, max_num_seqs=1024)
     assert (two.gpus_per_replica, two.max_num_seqs) == (2, 1024)
-    # One H100 and one node: only a smaller batch fits; the sampler's cost and the reason are stated.
+    assert size("Qwen/Qwen3-32B", "H100-SXM-80GB", 8, max_model_len=32000).gpus_per_replica == 1
     one = size("Qwen/Qwen3-32B", "H100-SXM-80GB", 1)
     assert one.fits and one.gpus_per_replica == 1
     assert one.max_num_seqs < 1024 and one.max_num_batched_tokens == 2048

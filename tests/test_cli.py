@@ -31,6 +31,8 @@ def test_size_json_has_the_contract_keys(capsys: pytest.CaptureFixture[str]) -> 
         "H100-SXM-80GB",
         "--max-model-len",
         "32768",
+        "--max-num-seqs",
+        "1024",  # vLLM's H100 default, pinned: the model then needs TP 2
         "--json",
     )
     assert code == 0
@@ -76,7 +78,7 @@ def test_size_explicit_shape_without_p2p(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     result = json.loads(out)
     assert result["env"] == {"NCCL_P2P_DISABLE": "1"}
-    assert "--hf-overrides" in result["vllm_args"]
+    assert any(a.startswith("--hf-overrides") for a in result["vllm_args"])
 
 
 def test_size_from_an_hf_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,7 +221,8 @@ def test_stacks_reproduce_their_seeds(capsys: pytest.CaptureFixture[str]) -> Non
     tasks = [m["task"] for m in prod.values()]
     assert (tasks.count("generate"), tasks.count("embed"), tasks.count("score")) == (6, 3, 1)
     for summariser in ("qwen2-5-32b-instruct", "t-pro-it-1-0"):
-        assert prod[summariser]["max_model_len"] == 131072 and "--hf-overrides" in prod[summariser]["vllm_args"]
+        assert prod[summariser]["max_model_len"] == 131072
+        assert any(a.startswith("--hf-overrides") for a in prod[summariser]["vllm_args"])
     for coder in ("qwen2-5-coder-32b-instruct", "qwen2-5-coder-7b-instruct"):
         assert prod[coder]["autoscaling"] is None
     assert all(m["gpus_per_replica"] in (1, 2, 4) for m in prod.values())  # seed: one GPU, or 2-4 over NVLink

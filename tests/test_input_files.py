@@ -144,7 +144,8 @@ def test_config_values_sizing_cannot_use_are_refused_naming_the_key(
 
 def test_a_missing_key_is_refused_naming_it(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps(llama(num_hidden_layers=None)))
+    # Without a model_type no configuration class supplies a default (with one, vLLM's transformers would).
+    config.write_text(json.dumps(llama(num_hidden_layers=None, model_type=None)))
     assert f"{config} of acme/outside: missing 'num_hidden_layers' (layer count)" in refused_config(config)
 
 

@@ -57,8 +57,10 @@ def test_gpus_per_pod_times_pods_per_group_is_tp_times_pp(stack: str, name: str)
     pods_per_group = 1 if workload["kind"] == "Deployment" else workload["spec"]["leaderWorkerTemplate"]["size"]
     for _, template in pod_templates(workload):
         resources = vllm_container(template)["resources"]
-        gpus = int(resources["limits"][GPU_RESOURCE])
-        assert resources["requests"][GPU_RESOURCE] == resources["limits"][GPU_RESOURCE]
+        gpu = plan.pod.gpu_resource  # a slice of a shared GPU counts as the one GPU its engine runs on
+        assert gpu == (GPU_RESOURCE if plan.sharing is None else "nvidia.com/gpu.shared")
+        gpus = int(resources["limits"][gpu])
+        assert resources["requests"][gpu] == resources["limits"][gpu]
         assert gpus * pods_per_group == plan.tp * plan.pp
         args = vllm_container(template)["args"]
         assert (int(arg(args, "--tensor-parallel-size")), int(arg(args, "--pipeline-parallel-size"))) == (

@@ -543,7 +543,7 @@ CASES = [
         chain(new_pool(gpu="H100-SXM-80GB", maxNodes=2, backend=GKE), model(replicas=20)),
         SizingError,
         "pools[0].maxNodes",
-        ("models[0] (qwen-32b)", "do not fit 2 node(s)", "need 5 nodes"),
+        ("models[0] (qwen-32b)", "do not fit 2 node(s)", "need 3 nodes"),
         id="replicas-exceed-cloud-pool",
     ),
     pytest.param(
@@ -551,7 +551,7 @@ CASES = [
         SizingError,
         # The fix for existing nodes is to name more of them; `nodes` must equal the named count.
         "pools[0].backend.nodeNames",
-        ("models[0] (qwen-32b)", "need 5 nodes"),
+        ("models[0] (qwen-32b)", "need 3 nodes"),
         id="replicas-exceed-existing-pool",
     ),
 ]

@@ -15,7 +15,20 @@ from typing import Any, Literal
 import yaml
 
 from components.catalog.hf_config import arch_from_hf_config, estimate_params, load_hf_config
-from components.catalog.types import Attention, CatalogError, Cloud, CloudInstance, GpuType, ModelArch, Task
+from components.catalog.layers import row_layer_groups
+from components.catalog.quantization import DEFAULT_FORMATS
+from components.catalog.types import (
+    SIXTEEN_BIT_WEIGHTS,
+    Attention,
+    CatalogError,
+    Cloud,
+    CloudInstance,
+    GpuType,
+    ModelArch,
+    Task,
+    WeightFormat,
+)
+from components.catalog.weights import with_checkpoint_bytes
 
 __all__ = [
     "CATALOG_DIR",
@@ -28,6 +41,7 @@ __all__ = [
     "ModelArch",
     "ModelCatalog",
     "Task",
+    "WeightFormat",
     "arch_from_hf_config",
     "config_path",
     "estimate_params",
@@ -67,6 +81,9 @@ def load_gpu_catalog(path: Path = CATALOG_DIR / "gpus.yaml") -> dict[str, GpuTyp
             gfd_product=row["gfd_product"],
             sources=tuple(row.get("sources") or ()),
             instances=instances,
+            hbm_gbs=float((row.get("perf") or {}).get("hbm_gbs", 0.0)),
+            bf16_tflops=float((row.get("perf") or {}).get("bf16_tflops", 0.0)),
+            fp8_tflops=float((row.get("perf") or {}).get("fp8_tflops", 0.0)),
         )
         if gpu.id in catalog:
             raise CatalogError(f"{path}: GPU id {gpu.id} appears twice")
@@ -84,6 +101,9 @@ _CONFIG_FACTS = {
 # Facts a config.json does not carry (or that the card adds); these stay in models.yaml.
 _ROW_FACTS = {"id", "task", "params_b", "checkpoint_dtype", "trust_remote_code", "vllm_args",
               "yarn_original_max_position", "source", "gated", "gated_source"}  # fmt: skip
+# `checkpoint_bytes: {total_size, source}`: metadata.total_size of the model's model.safetensors.index.json and
+# where it was read; the plan then sizes the weights from it instead of a parameter estimate.
+_CHECKPOINT_BYTES = "checkpoint_bytes"
 ConfigStatus = Literal["shipped", "unverified", "missing"]
 
 
@@ -149,18 +169,35 @@ def _from_shipped_config(row: dict[str, Any], where: str) -> ModelArch:
     arch = load_hf_config(path, row["id"], float(row["params_b"]))
     if row["task"] != arch.task:
         raise CatalogError(f"{where}: task {row['task']!r} but its config.json says {arch.task!r}")
-    overrides = {k: row[k] for k in _ROW_FACTS - {"id", "params_b", "task"} if row.get(k) is not None}
+    overrides: dict[str, Any] = {k: row[k] for k in _ROW_FACTS - {"id", "params_b", "task"} if row.get(k) is not None}
     overrides["vllm_args"] = tuple(str(a) for a in overrides.get("vllm_args", ()))
     overrides["source"] = f"configs/{row['id']}/config.json; {row.get('source', '')}".rstrip("; ")
     return replace(arch, **overrides)
 
 
 def _from_row(row: dict[str, Any], reason: str) -> ModelArch:
-    values = {k: v for k, v in row.items() if v is not None and k != "config"}
+    values = {k: v for k, v in row.items() if v is not None and k not in ("config", _CHECKPOINT_BYTES)}
     values["vllm_args"] = tuple(str(a) for a in values.get("vllm_args", ()))
     values["checkpoint_dtype"] = str(values.get("checkpoint_dtype", "bf16"))
+    values["weights"] = DEFAULT_FORMATS.get(values["checkpoint_dtype"], SIXTEEN_BIT_WEIGHTS)
     notes = (f"numbers not verified against the real config.json: {reason}",)
+    values["layer_groups"] = row_layer_groups(values)
     return ModelArch(**values, config_verified=False, notes=notes)
+
+
+def _checkpoint_bytes(row: dict[str, Any], where: str, arch: ModelArch) -> ModelArch:
+    """The row's checkpoint size, a sourced fact: a whole number of bytes with where it was read."""
+    value = row.get(_CHECKPOINT_BYTES)
+    if value is None:
+        return arch
+    size = value.get("total_size") if isinstance(value, dict) else None
+    source = str(value.get("source") or "") if isinstance(value, dict) else ""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or not source.strip():
+        raise CatalogError(
+            f"{where}: checkpoint_bytes: expected {{total_size: <bytes from model.safetensors.index.json "
+            f"metadata>, source: <where it was read>}}, got {value!r}"
+        )
+    return with_checkpoint_bytes(arch, size, source)
 
 
 @functools.cache
@@ -170,7 +207,7 @@ def load_model_catalog(path: Path = CATALOG_DIR / "models.yaml") -> dict[str, Mo
     catalog = ModelCatalog()
     for row in yaml.safe_load(path.read_text())["models"]:
         where = f"{path}: model {row.get('id')}"
-        unknown = set(row) - (_CONFIG_FACTS | _ROW_FACTS | {"config"})
+        unknown = set(row) - (_CONFIG_FACTS | _ROW_FACTS | {"config", _CHECKPOINT_BYTES})
         if unknown:
             raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
         if row["id"] in catalog or row["id"] in catalog.refused:
@@ -180,7 +217,7 @@ def load_model_catalog(path: Path = CATALOG_DIR / "models.yaml") -> dict[str, Mo
         if status == "missing":
             catalog.refused[row["id"]] = reason
         elif status == "unverified":
-            catalog[row["id"]] = _from_row(row, reason)
+            catalog[row["id"]] = _checkpoint_bytes(row, where, _from_row(row, reason))
         else:
-            catalog[row["id"]] = _from_shipped_config(row, where)
+            catalog[row["id"]] = _checkpoint_bytes(row, where, _from_shipped_config(row, where))
     return catalog

@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog.config_values import ConfigValues
-from components.catalog.types import Attention, CatalogError, ModelArch, Task
+from components.catalog.layers import Dims, read_layer_groups
+from components.catalog.quantization import weight_format, with_hf_quant_config
+from components.catalog.rerankers import reranker_family
+from components.catalog.transformers_config import EngineRefusal, engine_config
+from components.catalog.types import Attention, CatalogError, ModelArch, Task, WeightFormat
+from components.catalog.weights import param_groups, vision_params, with_index_next_to
 
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "nomic_bert", "distilbert", "electra", "deberta-v2", "modernbert"}
-_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 # The task vLLM 0.13 gives an architecture by the end of its name, first match wins: the runner and conversion of
 # _SUFFIX_TO_DEFAULTS in vllm/config/model.py (embed conversion -> embed, classify -> score).
 _SUFFIX_TASKS: tuple[tuple[str, Task], ...] = (
@@ -60,7 +64,9 @@ def load_hf_config(path: Path, model_id: str, params_b: float | None = None) -> 
         raise CatalogError(f"{path}: nested too deeply to be a config.json; {_AGAIN}") from None
     if not isinstance(cfg, dict):
         raise CatalogError(f"{path}: expected a JSON object (an HF config.json), got a {_json_type(cfg)}; {_AGAIN}")
-    return arch_from_hf_config(cfg, model_id, params_b, source=str(path), pooling=sentence_transformers_pooling(path))
+    cfg = with_hf_quant_config(cfg, path)
+    arch = arch_from_hf_config(cfg, model_id, params_b, source=str(path), pooling=sentence_transformers_pooling(path))
+    return with_index_next_to(arch, path)
 
 
 def sentence_transformers_pooling(config_path: Path) -> str | None:
@@ -109,15 +115,47 @@ def arch_from_hf_config(
     params_b: float | None = None,
     source: str = "config.json",
     pooling: str | None = None,
+    *,
+    as_written: bool = False,
 ) -> ModelArch:
     """Read dense, GQA, MoE, MLA and nested `text_config` layouts (multimodal) into a ModelArch.
 
-    `pooling` is the sentence-transformers pooler shipped with the checkpoint (sentence_transformers_pooling)."""
+    `pooling` is the sentence-transformers pooler shipped with the checkpoint (sentence_transformers_pooling).
+    The dict is first built by transformers as vLLM loads it (engine_config); `as_written` skips that step."""
     # The steps run in this order so that a config with several problems reports the same one first.
-    # Every value is read through ConfigValues, which refuses a wrong type or range naming the file and the key.
+    # Every value is read through ConfigValues, which refuses a wrong type or range naming the file and the key,
+    # after transformers has filled in the model type's defaults as vLLM's config loader does.
+    engine_notes: list[str] = []
+    if not as_written:
+        try:
+            cfg, engine_notes = engine_config(cfg, f"{source} of {model_id}")
+        except EngineRefusal as refusal:
+            if refusal.nearest is not None:  # ConfigValues says more plainly what is wrong with a value
+                arch_from_hf_config(refusal.nearest, model_id, params_b, source, pooling, as_written=True)
+            raise
+    try:
+        return _arch(cfg, model_id, params_b, source, pooling, engine_notes)
+    except CatalogError as exc:
+        # Notes read "<key>, <key>: not in the file; ...": keep those naming the refused key.
+        defaulted = [
+            note
+            for note in engine_notes
+            if "not in the file" in note
+            and any(f"{key}: " in str(exc) for key in note.split(": not in the file")[0].split(", "))
+        ]
+        if not defaulted:
+            raise
+        # A refused value the file never states came from the model type's defaults: say so.
+        raise CatalogError(f"{exc} (note: {'; '.join(defaulted)})") from None
+
+
+def _arch(
+    cfg: dict[str, Any], model_id: str, params_b: float | None, source: str, pooling: str | None, notes: list[str]
+) -> ModelArch:
     top = ConfigValues(cfg, f"{source} of {model_id}")
     architectures = top.texts("architectures") or ["unknown"]
-    text, notes = _text_config(top)
+    text, text_notes = _text_config(top)
+    notes = notes + text_notes
     model_type = text.text("model_type") or top.text("model_type") or ""
     shape = _shape(text, top)
     rope_theta, rope_type = _rope(text)
@@ -129,8 +167,11 @@ def arch_from_hf_config(
     moe = _moe(text, shape)
     attention, mla = _attention(text, shape, model_type, architectures)
     task = _task(text, shape, model_type, architectures, attention, pooling)
-    sliding = _sliding_window(text, shape.layers, model_type)
-    checkpoint_dtype, fp8_block, int_quant = _checkpoint(top, text)
+    if reranker_family(model_id, architectures[0]) is not None:  # a causal-LM reranker scores unless asked otherwise
+        task = "score"
+    dims = Dims(shape.layers, shape.hidden, shape.heads, shape.kv_heads, shape.head_dim)
+    groups = read_layer_groups(text, model_type, architectures[0], dims) if attention != "encoder" else ()
+    weights = _checkpoint(top, text)
 
     arch = ModelArch(
         id=model_id,
@@ -149,12 +190,13 @@ def arch_from_hf_config(
         max_position=shape.max_position,
         rope_theta=rope_theta,
         rope_type=rope_type,
-        checkpoint_dtype=checkpoint_dtype,
-        fp8_block=fp8_block,
-        quant_bits=int_quant[0],
-        quant_group=int_quant[1],
-        sliding_window_layers=sliding[0],
-        sliding_window=sliding[1],
+        checkpoint_dtype=weights.method,
+        fp8_block=weights.block,
+        quant_bits=weights.packed_bits if weights.method in ("awq", "gptq") else 0,
+        quant_group=weights.group if weights.method in ("awq", "gptq") else 0,
+        weights=weights,
+        vision_params=vision_params(top, shape.hidden),
+        layer_groups=groups,
         generative=attention != "encoder" and _architecture_task(architectures[0]) == "generate",
         pooling_type=pooling or "",
         source=source,
@@ -186,7 +228,7 @@ def _text_config(top: ConfigValues) -> tuple[ConfigValues, list[str]]:
     text = top.nested("text_config")
     if text is None:
         return top, []
-    return text, ["text_config read for the language model; vision tower parameters come from params_b"]
+    return text, ["text_config read for the language model; a vision_config tower is counted from its own dimensions"]
 
 
 def _shape(text: ConfigValues, top: ConfigValues) -> _Shape:
@@ -213,7 +255,9 @@ def _check_heads(text: ConfigValues, hidden: int, heads: int, kv_heads: int) -> 
             "num_key_value_heads",
             f"{kv_heads} does not divide num_attention_heads {heads} (each KV head serves a whole group of heads)",
         )
-    if not text.present("head_dim") and hidden % heads:
+    # transformers derives head_dim = hidden_size // heads when the file has none: a remainder means the
+    # projections would not be hidden_size wide, and the checkpoint's weights could not load.
+    if hidden % heads and (text.whole("head_dim") or hidden // heads) == hidden // heads:
         text.refuse(
             "num_attention_heads", f"{heads} does not divide hidden_size {hidden}, and no head_dim says otherwise"
         )
@@ -297,58 +341,10 @@ def _task(
     return task
 
 
-def _sliding_window(text: ConfigValues, layers: int, model_type: str) -> tuple[int, int]:
-    """(layers with a sliding window, window); Qwen2 configs state a window they do not use."""
-    window = text.whole("sliding_window", minimum=0) or 0
-    if not window or text.flag("use_sliding_window") is False:
-        return 0, 0
-    kinds = text.texts("layer_types")
-    if kinds is not None:
-        count = sum(1 for k in kinds if k == "sliding_attention")
-    elif model_type == "gemma2":
-        count = layers // 2  # Gemma 2 alternates local and global layers
-    else:
-        return 0, 0
-    return (count, window) if 0 < count < layers else (0, 0)
-
-
-def _checkpoint(top: ConfigValues, text: ConfigValues) -> tuple[str, int, tuple[int, int]]:
-    """(checkpoint dtype, FP8 block size, AWQ/GPTQ (bits, group size)) from the torch dtype and
-    quantization_config."""
-    quant = top.nested("quantization_config")
-    if quant is None or not quant.values:
-        quant = text.nested("quantization_config") or ConfigValues({}, top.where)
-    fp8_block = 0
-    checkpoint_dtype = _DTYPES.get(text.text("torch_dtype") or top.text("torch_dtype") or "bfloat16", "bf16")
-    method = quant.text("quant_method") or ""
-    described = json.dumps(quant.values)
-    if method == "fp8" or (method == "compressed-tensors" and "float" in described and '"num_bits": 8' in described):
-        checkpoint_dtype = "fp8"
-        block = quant.wholes("weight_block_size")
-        fp8_block = block[0] if block else 0
-    elif method in ("awq", "gptq"):
-        return method, 0, _int_quant(quant, method)
-    elif method in ("mxfp4", "bitsandbytes"):
-        checkpoint_dtype = method
-    elif method:
-        raise CatalogError(
-            f"{top.where}: quantization_config.quant_method {method!r} is not sized by this tool; "
-            "use a bf16, fp8, awq, gptq or mxfp4 checkpoint"
-        )
-    return checkpoint_dtype, fp8_block, (0, 0)
-
-
-def _int_quant(quant: ConfigValues, method: str) -> tuple[int, int]:
-    """(bits, group size) under the keys vLLM reads (AWQConfig and GPTQConfig.from_config in
-    vllm/model_executor/layers/quantization); bits vLLM has no kernel for are refused."""
-    bits_key = "w_bit" if method == "awq" and quant.present("w_bit") else "bits"
-    group_key = "q_group_size" if method == "awq" and quant.present("q_group_size") else "group_size"
-    bits = quant.whole(bits_key) or 4
-    supported = (4,) if method == "awq" else (2, 3, 4, 8)
-    if bits not in supported:
-        quant.refuse(bits_key, f"{bits}-bit {method.upper()} has no vLLM kernel (it runs {supported} bits)")
-    group = quant.whole(group_key, minimum=-1) or 0
-    return bits, group
+def _checkpoint(top: ConfigValues, text: ConfigValues) -> WeightFormat:
+    """The checkpoint's weight format from its torch dtype and quantization_config (components/catalog/quantization.py
+    reads every scheme vLLM 0.13 runs and refuses the others naming the key)."""
+    return weight_format(top, text)
 
 
 def _tied(top: ConfigValues, text: ConfigValues, attention: Attention) -> bool:
@@ -361,24 +357,6 @@ def _tied(top: ConfigValues, text: ConfigValues, attention: Attention) -> bool:
 
 
 def estimate_params(arch: ModelArch) -> float:
-    """Parameter count from the architecture (used when no published count is given)."""
-    h = arch.hidden
-    if arch.attention == "mla":
-        rope = arch.qk_rope_head_dim
-        attn = (
-            h * arch.heads * arch.head_dim
-            + h * (arch.kv_lora_rank + rope)
-            + arch.kv_lora_rank * arch.heads * (arch.head_dim - rope + 128)
-            + arch.heads * 128 * h
-        )
-    else:
-        attn = 2 * h * arch.heads * arch.head_dim + 2 * h * arch.kv_heads * arch.head_dim
-    gated = 2 if arch.attention == "encoder" else 3  # encoders use a plain two-matrix MLP
-    dense_mlp = gated * h * arch.intermediate
-    if arch.is_moe:
-        moe_mlp = (arch.experts + arch.shared_experts) * 3 * h * arch.moe_intermediate + h * arch.experts
-        mlp_total = arch.dense_layers * dense_mlp + (arch.layers - arch.dense_layers) * moe_mlp
-    else:
-        mlp_total = arch.layers * dense_mlp
-    embeddings = arch.vocab * h * (1 if arch.tie_embeddings or arch.attention == "encoder" else 2)
-    return float(arch.layers * attn + mlp_total + embeddings)
+    """Parameter count from the architecture (used when no published count is given): every part the checkpoint
+    stores, vision tower included (components/catalog/weights.py)."""
+    return param_groups(arch).total

@@ -1,8 +1,9 @@
 """Batch limits: the max_num_seqs and max_num_batched_tokens a model server runs with.
 
 They are plan decisions because they set the activation and sampler memory of vLLM's profiling run, and so the
-room left for the KV cache: the user's value, else vLLM 0.13's default for the GPU, lowered only when that is what
-lets the model fit. The plan always passes both to vLLM, so the plan and the engine agree.
+room left for the KV cache: the user's value, else the engine's default for the GPU, lowered only when that is what
+lets the model fit on a layout (the fewest GPUs win; a smaller batch is chosen only where the default one would not
+fit those GPUs). The plan always passes both to vLLM, so the plan and the engine agree.
 """
 
 from __future__ import annotations
@@ -10,14 +11,33 @@ from __future__ import annotations
 from components.catalog import ModelArch
 from components.planning.memory import GIB, SAMPLER_LOGIT_COPIES
 from components.planning.types import GpuShape, SizingError, SizingRequest
-from components.planning.vllm import MIN_LOWERED_MAX_NUM_SEQS, SMALL_GPU_DEFAULTS, VLLM_VERSION
+from components.planning.vllm import MIN_LOWERED_MAX_NUM_SEQS, SMALL_GPU_DEFAULTS
+
+
+def engine_batch_defaults(req: SizingRequest, shape: GpuShape) -> tuple[int, int]:
+    """The model's vLLM release's defaults on this GPU (EngineVersion.batch_defaults)."""
+    return req.engine.batch_defaults(shape.memory_gib, shape.gpu_name, shape.compute_capability)
+
+
+def lower_batch_tiers(req: SizingRequest, shape: GpuShape) -> list[tuple[tuple[int, int], float]]:
+    """(defaults, GiB threshold) of each tier below the one vLLM puts this GPU in (EngineVersion.batch_tiers): the
+    defaults a card just under that threshold gets. Empty when the GPU is in the last tier already."""
+    tiers = req.engine.batch_tiers
+    facts = (shape.memory_gib, shape.gpu_name, shape.compute_capability)
+    mine = next(
+        i
+        for i, t in enumerate(tiers)
+        if req.engine.batch_defaults(*facts) == (t.max_num_seqs, t.max_num_batched_tokens)
+    )
+    return [((t.max_num_seqs, t.max_num_batched_tokens), tiers[i - 1].min_gib) for i, t in enumerate(tiers) if i > mine]
 
 
 def batch_rungs(req: SizingRequest, arch: ModelArch, shape: GpuShape, max_len: int) -> list[tuple[int, int]]:
     """(max_num_seqs, max_num_batched_tokens) pairs to try, in order: the asked or default limits first, then
     max_num_seqs halved (generate models without a user value), each as vLLM would run it. The plan tries the
-    halved ones only when nothing fits at the first: more GPUs at vLLM's defaults beat a smaller batch."""
-    default_seqs, default_tokens = shape.batch_defaults
+    halved ones on a layout only when the first does not fit it: fewer GPUs beat a larger batch, since a KV cache
+    that cannot hold the default batch's requests would not run them at once anyway."""
+    default_seqs, default_tokens = engine_batch_defaults(req, shape)
     steps = [(req.max_num_seqs or default_seqs, default_tokens)]
     if req.max_num_seqs is None and arch.task == "generate":
         # Only a generate model samples; its sampler's logits (max_num_seqs x vocab) shrink with max_num_seqs.
@@ -52,7 +72,7 @@ def as_vllm_runs(req: SizingRequest, arch: ModelArch, max_len: int, seqs: int, t
 
 def check_batch_limits(req: SizingRequest, arch: ModelArch, shape: GpuShape, max_len: int) -> None:
     """Refuse limits vLLM would refuse (SchedulerConfig.verify_max_model_len in vllm/config/scheduler.py)."""
-    seqs, tokens = as_vllm_runs(req, arch, max_len, *shape.batch_defaults)
+    seqs, tokens = as_vllm_runs(req, arch, max_len, *engine_batch_defaults(req, shape))
     errors = []
     if req.max_num_batched_tokens is not None and not arch.chunked_prefill and tokens < max_len:
         errors.append(
@@ -95,11 +115,11 @@ def batch_reason(
         for name, value in (("maxNumSeqs", req.max_num_seqs), ("maxNumBatchedTokens", req.max_num_batched_tokens))
         if value is not None
     ]
-    kind = ">= 70 GiB, not A100" if shape.batch_defaults != SMALL_GPU_DEFAULTS else "under 70 GiB or A100"
-    defaults = (
-        f"vLLM {VLLM_VERSION}'s defaults on {shape.gpu_id} ({kind}: "
-        f"{shape.batch_defaults[0]} / {shape.batch_defaults[1]})"
-    )
+    default_seqs, default_tokens = engine_batch_defaults(req, shape)
+    kind = "under 70 GiB or A100" if (default_seqs, default_tokens) == SMALL_GPU_DEFAULTS else (
+        ">= 160 GiB" if shape.memory_gib >= 160 and default_tokens > 8192 else ">= 70 GiB, not A100"
+    )  # fmt: skip
+    defaults = f"vLLM {req.vllm_version}'s defaults on {shape.gpu_id} ({kind}: {default_seqs} / {default_tokens})"
     if chosen != first:
         return (
             f"{head}: lowered from {first[0]} / {first[1]} ({defaults}), whose sampler "

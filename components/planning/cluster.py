@@ -11,13 +11,13 @@ from components.planning.defaults import (
     resolve_autoscaling,
     resolve_gateway,
 )
+from components.planning.engine_versions import DEFAULT_VLLM_VERSION, engine_version, version_errors
+from components.planning.layout_choice import LayoutChoice, plan_layout, predicted_target
 from components.planning.network import resolve_network, weights_endpoint, weights_env
 from components.planning.pools import PoolShape, place_replicas, resolve_pool, resolved_backend
 from components.planning.rate_limits import resolve_rate_limits
 from components.planning.serving import cache_for, pod_for, workload_for
-from components.planning.sizing import (
-    size_model,
-)
+from components.planning.sharing import place_shared_pool, share_model, with_sharing
 from components.planning.types import (
     ClusterPlan,
     ModelPlan,
@@ -25,9 +25,6 @@ from components.planning.types import (
     Sizing,
     SizingError,
     SizingRequest,
-)
-from components.planning.vllm import (
-    VLLM_VERSION,
 )
 from components.spec import (
     ClusterSpec,
@@ -65,7 +62,14 @@ def weights_storage_class(spec: ClusterSpec) -> str:
     return spec.weights_storage_class or spec.storage_class or ""
 
 
-def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: int, gated: bool) -> ModelPlan:
+def model_plan(
+    spec: ClusterSpec,
+    model: ModelSpec,
+    sizing: Sizing,
+    pool_nodes: int,
+    gated: bool,
+    choice: LayoutChoice | None = None,
+) -> ModelPlan:
     workload, workload_reason = workload_for(sizing)
     cache = cache_for(
         sizing,
@@ -80,9 +84,13 @@ def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: 
         name=model.name,
         revision=model.revision,
         pool=model.pool,
-        min_replicas=model.min_replicas,
-        max_replicas=model.max_replicas,
-        autoscaling=resolve_autoscaling(model.autoscaling, sizing, spec.autoscaling),
+        image=engine_version(sizing.vllm_version).image,
+        # Replicas the layout choice counted from the peak when the stack pins none (layout_choice.py).
+        min_replicas=choice.replicas if choice and choice.replicas else model.min_replicas,
+        max_replicas=choice.replicas if choice and choice.replicas else model.max_replicas,
+        autoscaling=predicted_target(resolve_autoscaling(model.autoscaling, sizing, spec.autoscaling), model, choice)
+        if choice
+        else resolve_autoscaling(model.autoscaling, sizing, spec.autoscaling),
         slo=model.slo,
         workload=workload,
         workload_reason=workload_reason,
@@ -90,36 +98,53 @@ def model_plan(spec: ClusterSpec, model: ModelSpec, sizing: Sizing, pool_nodes: 
         cache=cache,
         secret_env=model.secret_env,
         gated=gated,
+        prediction=choice.prediction if choice else None,
     )
 
 
 def plan_models(
     spec: ClusterSpec, pools: dict[str, PoolShape], models: dict[str, ModelArch], base_dir: Path
-) -> tuple[list[tuple[int, ModelPlan]], list[str]]:
-    """Every model sized on its pool, with its index in the stack; the errors of those that cannot run."""
+) -> tuple[list[tuple[int, ModelPlan]], list[str], dict[str, str]]:
+    """Every model sized on its pool (on a slice of a shared GPU when it fits one), with its index in the stack;
+    the errors of those that cannot run; why each model of a sharing pool keeps whole GPUs."""
     planned: list[tuple[int, ModelPlan]] = []
     errors: list[str] = []
+    whole: dict[str, str] = {}
     for i, model in enumerate(spec.models):
         pool = pools.get(model.pool)
         if pool is None:
             continue  # the pool's own error is already listed
         try:
             arch = model_arch(model, i, models, base_dir)
-            sizing = size_model(SizingRequest.from_spec(model, arch, i), pool.shape, max(pool.max_nodes, 1))
+            request = SizingRequest.from_spec(model, arch, i, spec.vllm_version)
+            choice = plan_layout(request, model, pool, i)
+            sizing = choice.sizing
+            sharing = None
+            if sizing.fits:
+                sizing, sharing, whole[model.name] = share_model(model, i, request, sizing, pool)
         except SizingError as exc:
             errors += exc.errors
             continue
         if not sizing.fits:
             errors.append(f"models[{i}] ({model.name}) on pool {model.pool!r}: {sizing.reasons[0]}")
             continue
-        planned.append((i, model_plan(spec, model, sizing, pool.max_nodes, arch.gated)))
-    return planned, errors
+        # On a slice of a shared GPU the engine's speed depends on its neighbours: nothing is predicted.
+        kept = choice if sharing is None else LayoutChoice(sizing, None, choice.replicas)
+        plan = model_plan(spec, model, sizing, pool.max_nodes, arch.gated, kept)
+        planned.append((i, with_sharing(plan, sharing, whole.get(model.name, ""))))
+    return planned, errors, whole
 
 
-def pool_plan(name: str, pool: PoolShape, on_pool: list[tuple[int, ModelPlan]]) -> tuple[PoolPlan, list[str]]:
-    """The pool with its min and max replicas placed on its nodes; the shortfall, if any."""
-    gpus_min, nodes_min, _ = place_replicas(pool, on_pool, "min")
-    gpus_max, nodes_max, shortfall = place_replicas(pool, on_pool, "max")
+def pool_plan(
+    name: str, pool: PoolShape, on_pool: list[tuple[int, ModelPlan]], whole: dict[str, str]
+) -> tuple[PoolPlan, list[str]]:
+    """The pool with its min and max replicas placed on its nodes (slices on its shared nodes); the shortfall."""
+    sharing = None
+    if pool.spec.sharing is not None:
+        (gpus_min, gpus_max, nodes_min, nodes_max), sharing, shortfall = place_shared_pool(name, pool, on_pool, whole)
+    else:
+        gpus_min, nodes_min, _ = place_replicas(pool, on_pool, "min")
+        gpus_max, nodes_max, shortfall = place_replicas(pool, on_pool, "max")
     backend = pool.spec.backend
     plan = PoolPlan(
         name=name,
@@ -145,6 +170,7 @@ def pool_plan(name: str, pool: PoolShape, on_pool: list[tuple[int, ModelPlan]]) 
         nodes_used_min=nodes_min,
         nodes_used_max=nodes_max,
         models=[p.name for _, p in on_pool],
+        sharing=sharing,
     )
     return plan, shortfall
 
@@ -156,19 +182,21 @@ def plan_cluster(
     base_dir: Path = Path("."),
 ) -> ClusterPlan:
     """Size every model on its pool and place the replicas; raise SizingError listing every problem."""
-    errors: list[str] = []
+    errors: list[str] = version_errors(spec)
+    if errors:  # every model's arguments depend on its release
+        raise SizingError(errors)
     pools: dict[str, PoolShape] = {}
     for i, pool_spec in enumerate(spec.pools):
         try:
             pools[pool_spec.name] = resolve_pool(pool_spec, i, gpus)
         except SizingError as exc:
             errors += exc.errors
-    planned, model_errors = plan_models(spec, pools, models, base_dir)
+    planned, model_errors, whole = plan_models(spec, pools, models, base_dir)
     errors += model_errors
     pool_plans: list[PoolPlan] = []
     if not errors:
         for name, pool in pools.items():
-            plan, shortfall = pool_plan(name, pool, [(i, p) for i, p in planned if p.pool == name])
+            plan, shortfall = pool_plan(name, pool, [(i, p) for i, p in planned if p.pool == name], whole)
             pool_plans.append(plan)
             errors += shortfall
     try:
@@ -190,7 +218,7 @@ def plan_cluster(
     if errors:
         raise SizingError(errors)
     return ClusterPlan(
-        vllm_version=VLLM_VERSION,
+        vllm_version=spec.vllm_version or DEFAULT_VLLM_VERSION,
         kubernetes_version=spec.kubernetes_version,
         namespace=spec.namespace,
         storage_class=spec.storage_class,

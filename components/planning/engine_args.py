@@ -13,18 +13,16 @@ from components.planning.parallelism import (
     Candidate,
     Resolved,
 )
+from components.planning.rerankers import pooling_flags, score_overrides
 from components.planning.types import (
     GpuShape,
     SizingError,
     SizingRequest,
 )
 from components.planning.vllm import (
-    BATCH_INVARIANT_CAPABILITIES,
-    BATCH_INVARIANT_FAMILIES,
     COMPONENT_FLAGS,
     PLAN_ENV,
     PLAN_FLAGS,
-    VLLM_VERSION,
     vllm_flag,
 )
 
@@ -57,22 +55,23 @@ def check_extra_args(req: SizingRequest) -> None:
 
 
 def yarn_overrides(a: ModelArch, req: SizingRequest, r: Resolved) -> dict[str, Any]:
-    """YaRN as vLLM 0.13 applies it: a dict override replaces the config attribute after vLLM has already
-    turned `rope_scaling` into `rope_parameters` (ModelConfig._apply_dict_overrides, patch_rope_parameters), so
-    the override must be `rope_parameters` itself, with the model's rope_theta, which it replaces too."""
-    return {
-        "rope_parameters": {
-            "rope_type": "yarn",
-            "factor": req.rope_factor,
-            "original_max_position_embeddings": r.rope_original,
-            "rope_theta": a.rope_theta,
-        }
+    """YaRN as the model's vLLM release applies it (EngineVersion): in 0.13 and 0.33 a dict override replaces the
+    config attribute after vLLM has already turned `rope_scaling` into `rope_parameters`
+    (ModelConfig._apply_dict_overrides, patch_rope_parameters), so the override must be `rope_parameters` itself,
+    with the model's rope_theta, which it replaces too. 0.33 also takes a YaRN config's max_position_embeddings as
+    the extended length (_get_and_verify_max_len), so it is raised to original x factor."""
+    engine = req.engine
+    rope: dict[str, Any] = {
+        "rope_type": "yarn",
+        "factor": req.rope_factor,
+        "original_max_position_embeddings": r.rope_original,
     }
-
-
-def has_batch_invariant_kernels(compute_capability: str) -> bool:
-    family = compute_capability.split(".")[0]
-    return compute_capability in BATCH_INVARIANT_CAPABILITIES or family in BATCH_INVARIANT_FAMILIES
+    if engine.rope_theta_in_override:
+        rope["rope_theta"] = a.rope_theta
+    overrides: dict[str, Any] = {engine.rope_override_key: rope}
+    if engine.yarn_scaled_max_position and r.rope_original and req.rope_factor:
+        overrides["max_position_embeddings"] = int(r.rope_original * req.rope_factor)
+    return overrides
 
 
 def serving_config(
@@ -105,23 +104,28 @@ def vllm_args(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate) ->
         args += ["--kv-cache-dtype", r.kv_dtype]
     # Always passed: vLLM's own defaults depend on the device it sees, the plan's on the GPU it sized for.
     args += ["--max-num-seqs", str(c.max_num_seqs), "--max-num-batched-tokens", str(c.batched_tokens)]
-    if r.rope_original:
-        args += ["--hf-overrides", json.dumps(yarn_overrides(a, req, r), separators=(",", ":"))]
-    if a.task != "generate":
-        args += ["--runner", "pooling"]
-        if a.generative:  # a text-generation architecture pools through vLLM's embedding adapter
-            args += ["--convert", "embed"]
+    engine = req.engine
+    # One override for YaRN and a reranker's classifier: vLLM takes one --hf-overrides value (or merges dotted keys).
+    overrides = {**(yarn_overrides(a, req, r) if r.rope_original else {}), **score_overrides(a, engine, req.field)}
+    if overrides and engine.hf_overrides_dotted:  # one `--hf-overrides.<key> <json>` per key, each word short
+        for key, value in overrides.items():
+            args += [f"--hf-overrides.{key}", json.dumps(value, separators=(",", ":"))]
+    elif overrides:
+        args += ["--hf-overrides", json.dumps(overrides, separators=(",", ":"))]
+    if a.task != "generate":  # a text-generation architecture pools through vLLM's embedding or classify adapter
+        args += pooling_flags(a, engine, req.field)
     elif a.pooling_type:  # its sentence-transformers files would make vLLM pick the pooling runner
-        args += ["--runner", "generate"]
+        args += [engine.pooling_runner_flags[0], "generate"]
     if req.trust_remote_code if req.trust_remote_code is not None else a.trust_remote_code:
         args += ["--trust-remote-code"]
     args += list(a.vllm_args)
+    prefix_on, prefix_off = engine.prefix_caching_flags
     if req.deterministic:
-        args += ["--seed", str(req.seed), "--no-enable-prefix-caching"]
+        args += ["--seed", str(req.seed), prefix_off]
     elif req.prefix_caching is True:
-        args += ["--enable-prefix-caching"]
+        args += [prefix_on]
     elif req.prefix_caching is False:
-        args += ["--no-enable-prefix-caching"]
+        args += [prefix_off]
     if req.tool_call_parser:
         args += ["--enable-auto-tool-choice", "--tool-call-parser", req.tool_call_parser]
     return args + list(req.extra_args)
@@ -133,12 +137,12 @@ def engine_env(req: SizingRequest, shape: GpuShape) -> tuple[dict[str, str], lis
     if not shape.peer_to_peer:
         env["NCCL_P2P_DISABLE"] = "1"
     if req.deterministic:
-        if has_batch_invariant_kernels(shape.compute_capability):
-            env["VLLM_BATCH_INVARIANT"] = "1"
+        if req.engine.invariant_kernels(shape.compute_capability) != "none":
+            env[req.engine.batch_invariant_env] = "1"
         else:
             warnings.append(
                 f"deterministic: {shape.gpu_id} (compute {shape.compute_capability}) has no batch-invariant "
-                "kernels in vLLM " + VLLM_VERSION + "; answers can differ across replicas and under load"
+                "kernels in vLLM " + req.vllm_version + "; answers can differ across replicas and under load"
             )
     env.update(dict(req.env))
     if req.revision is None:
@@ -163,7 +167,8 @@ def layout_warnings(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candida
             "cache; set maxNumSeqs to choose"
         )
     outside = shape.memory_gib * (1 - req.gpu_memory_utilization)
-    if outside < CUDA_GRAPH_RESERVE_GIB:
+    # Only where vLLM captures the graphs outside its budget (EngineVersion.cudagraph_memory_in_budget).
+    if not req.engine.cudagraph_memory_in_budget and outside < CUDA_GRAPH_RESERVE_GIB:
         warnings.append(
             f"gpu_memory_utilization {req.gpu_memory_utilization:g} leaves {outside:.2f} GiB outside vLLM's budget; "
             f"CUDA graphs can take up to {CUDA_GRAPH_RESERVE_GIB} GiB there"
@@ -171,11 +176,6 @@ def layout_warnings(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candida
     if r.weight_dtype == "fp8" and not shape.native_fp8:
         warnings.append(
             f"{shape.gpu_id} has no FP8 tensor cores: FP8 weights run weight-only (Marlin), saving memory, not compute"
-        )
-    if a.sliding_window_layers:
-        warnings.append(
-            f"{a.sliding_window_layers} of {a.layers} layers use a {a.sliding_window}-token sliding window; KV is "
-            "sized as full attention, so vLLM may report more tokens"
         )
     if a.params_estimated:
         warnings.append(

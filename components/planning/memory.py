@@ -1,7 +1,8 @@
 """The memory model: bytes of weights, KV cache and activation per GPU, as vLLM accounts them.
 
 budget = GPU memory x gpu_memory_utilization; the profiling run takes weights + peak activation + non-torch
-memory (NCCL, cuBLAS); the KV cache gets the rest and must hold at least one request of `max_model_len`
+memory (NCCL, cuBLAS), and, where the release profiles them inside the budget (0.33), the CUDA graphs' estimate
+(cuda_graph_bytes); the KV cache gets the rest and must hold at least one request of `max_model_len`
 tokens (vLLM refuses to start otherwise), more for the throughput objective.
 """
 
@@ -10,10 +11,14 @@ from __future__ import annotations
 import math
 
 from components.catalog import ModelArch
+from components.catalog.quantization import DEFAULT_FORMATS, ONLINE_FORMATS
+from components.catalog.types import WeightFormat
+from components.catalog.weights import checkpoint_split, weight_split
 from components.planning.types import (
     SizingError,
     SizingRequest,
 )
+from components.planning.vllm import vllm_flag
 
 GIB = 1024**3
 
@@ -26,90 +31,120 @@ ACTIVATION_FLOOR = 0.25 * GIB
 # Non-torch memory measured by vLLM: cuBLAS workspaces alone, plus NCCL buffers with >1 GPU.
 NON_TORCH_ONE_GPU = 0.15 * GIB
 NON_TORCH_MULTI_GPU = 0.6 * GIB
-# CUDA graphs are captured outside the budget (measured -0.9..+1.0 GiB on H100).
+# CUDA graphs: measured -0.9..+1.0 GiB on H100 under vLLM 0.13, which captures them after the KV cache, outside the
+# budget. Releases that profile them inside the budget (EngineVersion.cudagraph_memory_in_budget) take vLLM's own
+# estimate out of it before the KV cache; the plan reserves this upper end for it (cuda_graph_bytes).
 CUDA_GRAPH_RESERVE_GIB = 1.0
+# What turns that estimate off: no graphs at all (--enforce-eager sets cudagraph_mode NONE, VllmConfig in
+# vllm/config/vllm.py), or vLLM's opt-out env var (vllm/envs.py at 0.33.0).
+EAGER_FLAG = "--enforce-eager"
+ESTIMATE_ENV = "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"
+# Skips the profiling and the budget: the KV cache is this many bytes (determine_available_memory).
+KV_BYTES_FLAG = "--kv-cache-memory-bytes"
 # vLLM allocates KV in blocks of 16 tokens.
 KV_BLOCK = 16
-# Bytes per linear-layer parameter. Embeddings and lm_head stay 16-bit in FP8 and int4 checkpoints.
-# mxfp4 is 4.25 bits for experts with 16-bit attention: gpt-oss-120b measured 64.38 GiB -> ~0.57.
-BYTES_PER_PARAM = {
-    "fp32": 4.0,  # held so only with --dtype float32; dtype auto downcasts fp32 checkpoints to 16 bits
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "awq": 0.53,
-    "gptq": 0.53,
-    "bitsandbytes": 0.53,
-    "mxfp4": 0.57,
-}
-# The 4-bit AWQ/GPTQ figure above is 0.5 B of packed weight plus scales and zeros; other bit widths keep that
-# overhead around their own packed size.
-INT4_PACKED = 0.5
+# Bytes per linear-layer weight of each format at its default layout (4-bit AWQ/GPTQ in groups of 128, NVFP4 with
+# fp8 scales per 16, ...), derived from the scheme by components/catalog/quantization.py; a checkpoint's own
+# quantization_config (bits, group, block, skipped modules) replaces it when sizing (held_format).
+BYTES_PER_PARAM = {method: fmt.bits / 8 for method, fmt in DEFAULT_FORMATS.items()}
 SIXTEEN_BIT = ("bf16", "fp16")
 UNQUANTIZED = ("bf16", "fp16", "fp32")
+# What the stack's `quantization` may ask of a 16-bit checkpoint: vLLM's online quantization (--quantization).
+ONLINE = ("fp8", "bitsandbytes")
 
 
 def weight_dtype_for(req: SizingRequest, arch: ModelArch) -> tuple[str, list[str]]:
-    """The dtype weights are held in, and the flags that make vLLM hold them so."""
+    """The dtype weights are held in, and the flags that make vLLM hold them so. `quantization` selects online
+    quantization only: a pre-quantized checkpoint runs as its quantization_config says (`auto`); vLLM refuses a
+    --quantization that differs from it ("does not match the quantization method specified in the `quantization`
+    argument", ModelConfig._verify_quantization in vllm/config/model.py)."""
     ckpt, asked, at = arch.checkpoint_dtype, req.quantization, f"{req.field}.quantization"
-    if asked == "auto":
+    if asked == "auto" or (asked == ckpt and ckpt not in UNQUANTIZED):
         if ckpt == "fp32":
             # vLLM's dtype auto downcasts fp32 checkpoints: pooling models to fp16, others to bf16 on every
             # GPU of the catalog (compute >= 8.0) (_resolve_auto_dtype in vllm/config/model.py).
             return ("bf16" if arch.task == "generate" else "fp16"), []
-        return ckpt, []
-    if asked in SIXTEEN_BIT:
-        if ckpt not in UNQUANTIZED:
+        return ckpt, []  # vLLM detects a pre-quantized checkpoint from its quantization_config
+    if ckpt not in UNQUANTIZED:
+        scheme = arch.weights.detail or ckpt
+        if asked in SIXTEEN_BIT:
             raise SizingError(
-                [f"{at}: {req.arch.id} is a {ckpt} checkpoint; serve it as `auto` or use its 16-bit checkpoint id"]
+                [
+                    f"{at}: {req.arch.id} is a {ckpt} checkpoint; serve it as `auto` or use its 16-bit checkpoint "
+                    f"id (its weights are {scheme}, read from its quantization_config)"
+                ]
             )
+        raise SizingError(
+            [
+                f"{at}: cannot turn the {ckpt} checkpoint of {req.arch.id} into {asked} at load time: it is already "
+                f"quantized ({scheme}) and vLLM runs it as its quantization_config says; set quantization: auto, or "
+                f"name the model's 16-bit checkpoint in `model` to quantize it online with {asked}"
+            ]
+        )
+    if asked in SIXTEEN_BIT:
         return asked, ["--dtype", "bfloat16" if asked == "bf16" else "float16"]
-    if asked == "fp8":
-        if ckpt == "fp8":
-            return "fp8", []
-        if ckpt in UNQUANTIZED:
-            return "fp8", ["--quantization", "fp8"]  # vLLM's dynamic FP8 of an unquantized checkpoint
-    if asked == "bitsandbytes" and ckpt in UNQUANTIZED:
-        return "bitsandbytes", ["--quantization", "bitsandbytes"]
-    if asked == ckpt:
-        return ckpt, []  # a pre-quantized checkpoint (awq, gptq) is detected from its config
+    if asked in ONLINE:
+        return asked, ["--quantization", asked]  # vLLM quantizes the 16-bit weights while loading them
     raise SizingError(
         [
-            f"{at}: cannot turn the {ckpt} checkpoint of {req.arch.id} into {asked} at load time; "
-            + (
-                f"use a pre-quantized {asked.upper()} checkpoint id in `model`"
-                if asked in ("awq", "gptq", "mxfp4")
-                else "use `auto` or a 16-bit checkpoint"
-            )
+            f"{at}: cannot turn the {ckpt} checkpoint of {req.arch.id} into {asked} at load time (vLLM quantizes "
+            f"online only to {' or '.join(ONLINE)}); use a pre-quantized {asked.upper()} checkpoint id in `model` "
+            "with quantization: auto, or quantize online with fp8 or bitsandbytes"
         ]
     )
 
 
+def held_format(arch: ModelArch, dtype: str) -> WeightFormat:
+    """The weight format of `dtype`: the checkpoint's own when it runs as it is, else vLLM's online one."""
+    if dtype == arch.weights.method:
+        return arch.weights
+    return ONLINE_FORMATS.get(dtype) or DEFAULT_FORMATS.get(dtype, DEFAULT_FORMATS["bf16"])
+
+
 def weight_bytes(arch: ModelArch, dtype: str, tp: int, pp: int) -> tuple[float, float]:
-    """(bytes on the most loaded GPU, bytes of the whole model)."""
-    params = arch.params_b * 1e9
-    embed = arch.vocab * arch.hidden
-    head = arch.vocab * arch.hidden if arch.task == "generate" and not arch.tie_embeddings else 0
-    layer_bytes = max(params - embed - head, 0.0) * bytes_per_param(arch, dtype)
-    edge_bytes = 4.0 if dtype == "fp32" else 2.0
-    total = layer_bytes + edge_bytes * (embed + head)
+    """(bytes on the most loaded GPU, bytes of the whole model). The checkpoint's own size (index total_size) when
+    it is known and runs as it is; else the parts the config sizes, each in the format it is held in."""
+    fmt = held_format(arch, dtype)
+    if arch.checkpoint_bytes and fmt == arch.weights:
+        split = checkpoint_split(arch)
+    elif arch.checkpoint_bytes and arch.weights.method in UNQUANTIZED:
+        # Online quantization or a dtype change: the 16-bit file still gives the exact parameter count.
+        per_param = 4.0 if arch.weights.method == "fp32" else 2.0
+        split = weight_split(arch, fmt, arch.checkpoint_bytes / per_param)
+    else:
+        split = weight_split(arch, fmt)
     layers_on_stage = math.ceil(arch.layers / pp)
-    # The first stage holds the embedding, the last the lm_head; one stage holds both when PP is 1.
-    edges = edge_bytes * (embed + head if pp == 1 else max(embed, head))
-    stage = layer_bytes * layers_on_stage / arch.layers + edges
-    return stage / tp, total
+    # The first stage holds the embedding (and a vision tower), the last the lm_head; one stage holds all at PP 1.
+    first = split.embed + split.vision
+    edges = first + split.head if pp == 1 else max(first, split.head)
+    stage = split.layers * layers_on_stage / arch.layers + edges
+    return stage / tp, split.total
+
+
+def cuda_graph_bytes(req: SizingRequest) -> float:
+    """Bytes of CUDA graphs vLLM takes out of the gpu_memory_utilization budget before the KV cache.
+
+    vLLM 0.33.0 (vllm/v1/worker/gpu_worker.py determine_available_memory): after the profiling run it captures the
+    first two graphs of each mode into a scratch pool (gpu_model_runner.py profile_cudagraph_memory: first capture
+    + (graphs - 1) x the second's), and subtracts that estimate with the weights, peak activation and non-torch
+    memory from `gpu_memory_utilization x total`; the real graphs are captured after the KV cache into that room.
+    vLLM 0.13.0 captures them after the KV cache outside the budget: 0 here (engine_args.py warns instead).
+    --kv-cache-memory-bytes skips the profiling and the budget alike (the KV cache is what it says): 0 here too.
+    """
+    flags = {vllm_flag(arg) for arg in req.extra_args}
+    if EAGER_FLAG in flags or KV_BYTES_FLAG in flags or dict(req.env).get(ESTIMATE_ENV) == "0":
+        return 0.0
+    return req.engine.cudagraph_budget_gib(CUDA_GRAPH_RESERVE_GIB) * GIB
 
 
 def bytes_per_param(arch: ModelArch, dtype: str) -> float:
-    """Bytes per linear-layer weight: the table's, at the checkpoint's own bit width for AWQ/GPTQ."""
-    per_param = BYTES_PER_PARAM[dtype]
-    if dtype in ("awq", "gptq") and dtype == arch.checkpoint_dtype and arch.quant_bits:
-        return per_param - INT4_PACKED + arch.quant_bits / 8
-    return per_param
+    """Bytes per quantized linear-layer weight, scales and zero points included, in the format held."""
+    return held_format(arch, dtype).bits / 8
 
 
 def kv_bytes_per_token(arch: ModelArch, tp: int, pp: int, kv_dtype: str) -> float:
-    """KV-cache bytes one token costs on one GPU of the most loaded stage."""
+    """KV-cache bytes one token costs on one GPU of the most loaded stage when every layer is full attention;
+    kv_cache.py sizes models with layer groups (windows, chunks, NAS, Mamba) the way vLLM allocates them."""
     if arch.attention == "encoder":
         return 0.0  # bidirectional encoders keep no KV cache
     element = 1.0 if kv_dtype.startswith("fp8") else 2.0
@@ -140,18 +175,22 @@ def tp_problem(arch: ModelArch, tp: int, weight_dtype: str) -> str | None:
         return f"{tp} does not divide the MLP intermediate size {arch.intermediate} of {arch.id}"
     if arch.is_moe and arch.moe_intermediate % tp:
         return f"{tp} does not divide the expert intermediate size {arch.moe_intermediate} of {arch.id}"
-    if arch.fp8_block and weight_dtype == "fp8":
+    fmt = held_format(arch, weight_dtype)
+    block = fmt.block or (arch.fp8_block if weight_dtype == "fp8" else 0)
+    if block and weight_dtype == "fp8":
+        # validate_fp8_block_shape (vllm/model_executor/layers/quantization/utils/fp8_utils.py).
         for size in (arch.intermediate, arch.moe_intermediate or arch.intermediate):
-            if (size // tp) % arch.fp8_block:
-                return f"{size}/{tp} is not a multiple of the FP8 block {arch.fp8_block} of {arch.id}"
-    if weight_dtype in ("awq", "gptq") and arch.quant_group > 0:
-        # Row-parallel layers (o_proj, down_proj) split their input over TP; each slice must hold whole groups
-        # ("The input size is not aligned with the quantized weight shape", vllm awq.py / gptq.py create_weights).
+            if (size // tp) % block:
+                return f"{size}/{tp} is not a multiple of the FP8 block {block} of {arch.id}"
+    group = fmt.group if fmt.group > 0 and fmt.scope == "linear" else 0
+    if group:
+        # Row-parallel layers (o_proj, down_proj, the experts' w2) split their input over TP; each slice must hold
+        # whole groups: AWQ/GPTQ ("The input size is not aligned with the quantized weight shape", awq.py/gptq.py
+        # create_weights), compressed-tensors WNA16 (compressed_tensors_wNa16.py), NVFP4 ("in features size is not
+        # multiple of 16", modelopt.py). MXFP4 pads the experts' slices instead (mxfp4.py create_weights).
         for size in (arch.heads * arch.head_dim, arch.intermediate, arch.moe_intermediate or arch.intermediate):
-            if (size // tp) % arch.quant_group:
-                return (
-                    f"{size}/{tp} is not a multiple of the {weight_dtype.upper()} group {arch.quant_group} of {arch.id}"
-                )
+            if (size // tp) % group:
+                return f"{size}/{tp} is not a multiple of the {weight_dtype.upper()} group {group} of {arch.id}"
     return None
 
 

@@ -7,26 +7,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from components.catalog import ModelArch
-from components.planning.batch_limits import as_vllm_runs, batch_rungs, check_batch_limits
+from components.planning.batch_limits import as_vllm_runs, batch_rungs, check_batch_limits, lower_batch_tiers
+from components.planning.engine_versions import KvCacheRules
+from components.planning.kv_cache import kv_layout
 from components.planning.memory import (
     GIB,
-    KV_BLOCK,
     NON_TORCH_MULTI_GPU,
     NON_TORCH_ONE_GPU,
     activation_bytes,
-    kv_bytes_per_token,
+    cuda_graph_bytes,
     tp_problem,
     valid_tps,
     weight_bytes,
     weight_dtype_for,
 )
+from components.planning.rerankers import generative_score_problem, pooling_flags_text, reranker_source
 from components.planning.types import (
     GpuShape,
     SizingError,
     SizingRequest,
     or_list,
 )
-from components.planning.vllm import LARGE_GPU_DEFAULTS, LARGE_GPU_THRESHOLD_GIB, SMALL_GPU_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,11 @@ class Candidate:
     activation: float
     non_torch: float
     kv_room: float
-    kv_per_token: float
-    kv_tokens: int | None
-    kv_needed: float
+    kv_per_token: float  # bytes per token of KV-cache block on the most loaded GPU; 0 without a KV cache
+    kv_tokens: int | None  # vLLM's "GPU KV cache size: N tokens"
+    kv_needed: float  # min_concurrency requests of max_model_len (kv_cache.py KvLayout.needed)
     weights_total: float
+    kv_concurrency: float | None = None  # vLLM's "Maximum concurrency for max_model_len tokens per request"
 
 
 @dataclass(frozen=True)
@@ -62,22 +64,37 @@ class Resolved:
     min_concurrency: int
     # Smaller batch limits, tried (with `rungs` first) only when nothing fits at `rungs` (batch_limits.py)
     lowered_rungs: tuple[tuple[int, int, float], ...] = ()
+    cuda_graphs: float = 0.0  # taken from the budget before the KV cache where the release does (memory.py)
+    kv_rules: KvCacheRules | None = None  # the release's KV allocator (kv_cache.py); None: the default release's
 
 
 def evaluate(r: Resolved, tp: int, pp: int, lowered: bool = False) -> Candidate:
     weights, total = weight_bytes(r.arch, r.weight_dtype, tp, pp)
     non_torch = NON_TORCH_ONE_GPU if tp * pp == 1 else NON_TORCH_MULTI_GPU
-    per_token = kv_bytes_per_token(r.arch, tp, pp, r.kv_dtype)
-    needed_tokens = r.min_concurrency * r.max_model_len if per_token else 0
     best: Candidate | None = None
     for seqs, batched, judged_budget in r.rungs + (r.lowered_rungs if lowered else ()):
         activation = activation_bytes(r.arch, tp, seqs, batched)
-        kv_need = needed_tokens * per_token
-        fits = judged_budget - weights - activation - non_torch >= kv_need
-        room = r.budget - weights - activation - non_torch
-        tokens = int(room // per_token) // KV_BLOCK * KV_BLOCK if per_token and room > 0 else (0 if per_token else None)
+        # Sliding-window and chunked layers hold the window plus one step's tokens, so the layout depends on
+        # max_num_batched_tokens (kv_cache.py).
+        layout = kv_layout(r.arch, tp, pp, r.kv_dtype, r.max_model_len, batched, r.kv_rules)
+        kv_need = float(layout.needed(r.min_concurrency)) if layout else 0.0
+        fits = judged_budget - weights - activation - non_torch - r.cuda_graphs >= kv_need
+        room = r.budget - weights - activation - non_torch - r.cuda_graphs
         candidate = Candidate(
-            tp, pp, fits, seqs, batched, weights, activation, non_torch, room, per_token, tokens, kv_need, total
+            tp,
+            pp,
+            fits,
+            seqs,
+            batched,
+            weights,
+            activation,
+            non_torch,
+            room,
+            layout.bytes_per_token if layout else 0.0,
+            layout.tokens(room) if layout else None,
+            kv_need,
+            total,
+            layout.concurrency(room) if layout else None,
         )
         best = best or candidate
         if fits:
@@ -138,12 +155,14 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
     check_batch_limits(req, arch, shape, max_len)
     first, *lower = batch_rungs(req, arch, shape, max_len)
     rungs = [(*first, budget)]
-    if shape.batch_defaults == LARGE_GPU_DEFAULTS and req.max_num_seqs is None and req.max_num_batched_tokens is None:
-        # vLLM's large-GPU batch defaults cost ~4 GiB more sampler memory than the small-GPU ones. A
-        # larger card must never need more GPUs than a smaller one, so when the small-GPU defaults
-        # would fit on a card just under the threshold, the plan passes them instead.
-        small_budget = min(budget, LARGE_GPU_THRESHOLD_GIB * GIB * req.gpu_memory_utilization)
-        rungs.append((*as_vllm_runs(req, arch, max_len, *SMALL_GPU_DEFAULTS), small_budget))
+    if req.max_num_seqs is None and req.max_num_batched_tokens is None:
+        # vLLM's larger-GPU batch defaults cost more sampler and activation memory than the next tier's (e.g.
+        # ~4 GiB at 70 GiB). A larger card must never need more GPUs than a smaller one, so when a lower tier's
+        # defaults would fit on a card just under its threshold, the plan passes them instead (each release's
+        # tiers: EngineVersion.batch_tiers).
+        for defaults, threshold_gib in lower_batch_tiers(req, shape):
+            small_budget = min(budget, threshold_gib * GIB * req.gpu_memory_utilization)
+            rungs.append((*as_vllm_runs(req, arch, max_len, *defaults), small_budget))
     return Resolved(
         arch=arch,
         weight_dtype=weight_dtype,
@@ -155,6 +174,8 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
         budget=budget,
         min_concurrency=req.min_concurrency,
         lowered_rungs=tuple((seqs, tokens, budget) for seqs, tokens in lower),
+        cuda_graphs=cuda_graph_bytes(req),
+        kv_rules=req.engine.kv_cache,
     )
 
 
@@ -163,12 +184,8 @@ def task_problem(arch: ModelArch, task: str) -> str | None:
     with `--convert embed`; no conversion adds a language-model head, or a trained classifier head."""
     if task == "generate" and not arch.generative:
         return f"{arch.id} ({arch.architecture}) has no language-model head to generate with; set task: {arch.task}"
-    if task == "score" and arch.generative:
-        tasks = "embed" if arch.task == "embed" else f"{arch.task} or embed"
-        return (
-            f"{arch.id} ({arch.architecture}) has no classifier head to score with; set task: {tasks}, "
-            "or serve its *ForSequenceClassification checkpoint"
-        )
+    if task == "score" and arch.generative:  # only known rerankers get a trained head (rerankers.py)
+        return generative_score_problem(arch)
     return None
 
 
@@ -177,10 +194,10 @@ def pooling_reason(req: SizingRequest, arch: ModelArch) -> str:
     if req.task:
         source = f"`task: {req.task}` asked"
     elif arch.generative:
-        source = f"its sentence-transformers modules.json ({arch.pooling_type} pooling)"
+        source = reranker_source(arch) or f"its sentence-transformers modules.json ({arch.pooling_type} pooling)"
     else:
         source = f"its architecture {arch.architecture}"
-    flags = "--runner pooling" + (" --convert embed" if arch.generative else "")
+    flags = pooling_flags_text(arch)
     cache = "no KV cache (bidirectional encoder)" if arch.attention == "encoder" else "a KV cache (causal decoder)"
     batch = "chunked prefill" if arch.chunked_prefill else "a whole request per batch (no chunked prefill)"
     return f"task {arch.task}: {source}; {flags}: no sampler, {cache}, {batch}"

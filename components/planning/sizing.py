@@ -9,6 +9,8 @@ from components.planning.engine_args import (
     check_extra_args,
     serving_config,
 )
+from components.planning.kv_cache import allocator_note
+from components.planning.kv_cache import describe as describe_layers
 from components.planning.memory import (
     BYTES_PER_PARAM,
     GIB,
@@ -44,16 +46,13 @@ def size_model(req: SizingRequest, shape: GpuShape, max_nodes: int = CLI_MAX_NOD
         raise SizingError(errors)
     tried: list[Candidate] = []
     chosen: Candidate | None = None
-    # Batch limits are lowered only when nothing fits at the asked or default ones (batch_limits.py).
-    for lowered in (False, True) if r.lowered_rungs else (False,):
-        tried = []
-        for tp, pp in candidate_shapes(req, r, shape, max_nodes):
-            candidate = evaluate(r, tp, pp, lowered)
-            tried.append(candidate)
-            if candidate.fits:
-                chosen = candidate
-                break
-        if chosen is not None:
+    # Each shape is judged at the asked or default batch limits first, then at lowered ones (batch_limits.py):
+    # the fewest GPUs win, and a smaller batch only where the larger would not fit them.
+    for tp, pp in candidate_shapes(req, r, shape, max_nodes):
+        candidate = evaluate(r, tp, pp, lowered=True)
+        tried.append(candidate)
+        if candidate.fits:
+            chosen = candidate
             break
     if chosen is None:
         largest = tried[-1] if tried else evaluate(r, 1, 1)
@@ -67,13 +66,14 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
     nodes = max(1, gpus // shape.gpus_per_node) if gpus > shape.gpus_per_node else 1
     args, env, warnings = serving_config(req, r, shape, c)
     # Full-length requests at once: what the KV cache holds, and never more than max_num_seqs.
-    kv_concurrency = c.kv_tokens / r.max_model_len if c.kv_tokens is not None else float(c.max_num_seqs)
+    kv_concurrency = c.kv_concurrency if c.kv_concurrency is not None else float(c.max_num_seqs)
     concurrency = round(min(kv_concurrency, float(c.max_num_seqs)), 2)
     return Sizing(
         model=r.arch.id,
         task=r.arch.task,
         gpu=shape.gpu_id,
         objective=req.objective,
+        vllm_version=req.vllm_version,
         fits=fits,
         tp=c.tp,
         pp=c.pp,
@@ -94,6 +94,7 @@ def _sizing(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, fits
             weights=round(c.weights / GIB, 2),
             activation=round(c.activation / GIB, 2),
             non_torch=round(c.non_torch / GIB, 2),
+            cuda_graphs=round(r.cuda_graphs / GIB, 2),
             kv_cache=round(max(c.kv_room, 0) / GIB, 2),
             kv_needed=round(c.kv_needed / GIB, 2),
         ),
@@ -128,7 +129,9 @@ def _reasons(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, rej
         if c.kv_per_token
         else "weights + activation (encoder: no KV cache)"
     )
-    if req.tensor_parallel or req.pipeline_parallel:
+    if req.layout_reasons:
+        reasons += req.layout_reasons
+    elif req.tensor_parallel or req.pipeline_parallel:
         reasons.append(f"TP {c.tp} x PP {c.pp}: pinned in the stack ({need} fit)")
     elif req.objective == "latency":
         reasons.append(
@@ -152,9 +155,14 @@ def _reasons(req: SizingRequest, r: Resolved, shape: GpuShape, c: Candidate, rej
     first = (r.rungs[0][0], r.rungs[0][1])
     reasons.append(batch_reason(req, r.arch, shape, first, (c.max_num_seqs, c.batched_tokens), c.activation))
     if c.kv_tokens is not None:
+        if a.layer_groups:
+            reasons.append(
+                f"KV layers: {describe_layers(a)} (sized per group as vLLM allocates them)"
+                + allocator_note(a, req.engine.kv_cache)
+            )
         reasons.append(
             f"KV cache: {_gib(c.kv_room)} per GPU = {c.kv_tokens} tokens "
-            f"({c.kv_tokens / r.max_model_len:.2f} x {r.max_model_len})"
+            f"({c.kv_concurrency or 0:.2f} x {r.max_model_len})"
         )
     if not shape.peer_to_peer:
         reasons.append(f"NCCL_P2P_DISABLE=1: {shape.gpu_id} peer-to-peer is broken; NCCL hangs or sums wrong")
@@ -201,10 +209,9 @@ def _first_fit(req: SizingRequest, shape: GpuShape, max_nodes: int) -> str | Non
         r = resolve(req, shape)
     except SizingError:
         return None
-    for lowered in (False, True):
-        for tp, pp in candidate_shapes(req, r, shape, max_nodes):
-            if evaluate(r, tp, pp, lowered).fits:
-                return f"{tp * pp} GPU{'s' if tp * pp > 1 else ''}, TP {tp} x PP {pp}"
+    for tp, pp in candidate_shapes(req, r, shape, max_nodes):
+        if evaluate(r, tp, pp, lowered=True).fits:
+            return f"{tp * pp} GPU{'s' if tp * pp > 1 else ''}, TP {tp} x PP {pp}"
     return None
 
 

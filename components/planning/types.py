@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from components.catalog import GpuType, ModelArch
+from components.planning.engine_versions import DEFAULT_VLLM_VERSION, ENGINE_VERSIONS, EngineVersion, engine_version
+from components.planning.prediction_types import PredictionPlan
+from components.planning.sharing_types import WHOLE_GPU_RESOURCE, ModelSharing, PoolSharing
 from components.planning.vllm import (
     LARGE_GPU_DEFAULTS,
     LARGE_GPU_THRESHOLD_GIB,
@@ -36,6 +39,9 @@ from components.spec import (
 CLI_MAX_NODES = 16
 
 Objective = Literal["throughput", "latency"]
+
+# gpu_memory_utilization of the oldest supported release, for a request naming an unsupported one (refused later).
+OLDEST_DEFAULT_UTILIZATION = 0.9
 
 
 class SizingError(SpecError):
@@ -95,7 +101,7 @@ class SizingRequest:
     rope_original: int | None = None
     objective: Objective = "throughput"
     min_concurrency: int = 1
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float = 0.0  # 0: the release's own default (__post_init__)
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     tensor_parallel: int | None = None
@@ -108,13 +114,35 @@ class SizingRequest:
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     secret_env: tuple[str, ...] = ()  # names only: the plan checks them, the values stay in Secrets
+    vllm_version: str = DEFAULT_VLLM_VERSION
+    # Set by layout_choice.py when it picked TP x PP by prediction: why, in place of "pinned in the stack".
+    layout_reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.gpu_memory_utilization:
+            # vLLM's own default for the release (0.92 from 0.33, which counts CUDA graphs inside the budget);
+            # an unsupported release is refused where `engine` is read, so fall back to the oldest default here.
+            row = ENGINE_VERSIONS.get(self.vllm_version)
+            object.__setattr__(
+                self,
+                "gpu_memory_utilization",
+                row.default_gpu_memory_utilization if row else OLDEST_DEFAULT_UTILIZATION,
+            )
+
+    @property
+    def engine(self) -> EngineVersion:
+        """The table row of the vLLM release this model runs (components/planning/engine_versions.py)."""
+        return engine_version(self.vllm_version, f"{self.field}.vllmVersion")
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, arch: ModelArch, index: int) -> SizingRequest:
+    def from_spec(
+        cls, model: ModelSpec, arch: ModelArch, index: int, stack_vllm_version: str | None = None
+    ) -> SizingRequest:
         rope = model.rope_scaling
         return cls(
             arch=arch,
             field=f"models[{index}]",
+            vllm_version=model.vllm_version or stack_vllm_version or DEFAULT_VLLM_VERSION,
             served_name=model.name,
             revision=model.revision,
             task=model.task,
@@ -125,7 +153,7 @@ class SizingRequest:
             rope_original=rope.original_max_position if rope else None,
             objective=model.objective,
             min_concurrency=model.min_concurrency,
-            gpu_memory_utilization=model.gpu_memory_utilization,
+            gpu_memory_utilization=model.gpu_memory_utilization or 0.0,
             max_num_seqs=model.max_num_seqs,
             max_num_batched_tokens=model.max_num_batched_tokens,
             tensor_parallel=model.tensor_parallel,
@@ -153,6 +181,8 @@ class MemoryPlan(PlanModel):
     weights: float
     activation: float
     non_torch: float
+    # vLLM's CUDA-graph estimate, where the release takes it from the budget before the KV cache (0.33; memory.py)
+    cuda_graphs: float = 0.0
     kv_cache: float  # what is left for the KV cache
     kv_needed: float  # KV of min_concurrency full-length requests
 
@@ -164,6 +194,7 @@ class Sizing(PlanModel):
     task: str
     gpu: str
     objective: str
+    vllm_version: str  # the release the arguments, environment and batch defaults are for
     fits: bool
     tp: int
     pp: int
@@ -201,6 +232,7 @@ class PodPlan(PlanModel):
     """One model-server pod: resources, probes and shutdown, each number explained in `reasons`."""
 
     gpus: int
+    gpu_resource: str = WHOLE_GPU_RESOURCE  # nvidia.com/gpu, or one nvidia.com/gpu.shared slice (sharing.py)
     cpu_request: int
     cpu_limit: int
     memory_gib: int  # request = limit: host memory plus the memory-backed /dev/shm
@@ -246,6 +278,7 @@ class ModelPlan(Sizing):
     name: str
     revision: str | None
     pool: str
+    image: str  # the upstream image of its vLLM release (images.vllm replaces it with the stack's build)
     min_replicas: int
     max_replicas: int
     autoscaling: AutoscalingPlan | None  # None: fixed replicas, no HPA
@@ -256,6 +289,8 @@ class ModelPlan(Sizing):
     cache: CachePlan
     secret_env: dict[str, SecretEnvSpec]  # env vars from keys of Secrets (valueFrom.secretKeyRef), after `env`
     gated: bool  # Hugging Face serves the weights only with llm-cluster:hfToken (catalog)
+    sharing: ModelSharing | None = None  # None: whole GPUs; else one slice of a shared GPU (sharing.py)
+    prediction: PredictionPlan | None = None  # None: not predicted (pooling model, GPU slice); layout_choice.py
 
 
 class DirectRoute(PlanModel):
@@ -321,6 +356,7 @@ class PoolPlan(PlanModel):
     nodes_used_min: int
     nodes_used_max: int
     models: list[str]
+    sharing: PoolSharing | None = None  # None: the pool's GPUs are whole, as the device plugin's default (sharing.py)
 
 
 class NetworkPlan(PlanModel):
@@ -369,7 +405,7 @@ class ApiServicePlan(PlanModel):
 class ClusterPlan(PlanModel):
     """What will run. Components read this, never raw config."""
 
-    vllm_version: str
+    vllm_version: str  # the stack's release; a model may run another (ModelPlan.vllm_version)
     kubernetes_version: str
     namespace: str
     storage_class: str | None

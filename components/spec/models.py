@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from components.spec.api_service import ApiServiceSpec
+from components.spec.performance import ObjectivesSpec, WorkloadSpec
 from components.spec.spec_model import SPEC_MODEL_CONFIG
 
 # Names become Kubernetes object names and label values, so they follow RFC 1035 labels (Service names must;
@@ -103,6 +104,18 @@ BackendSpec = Annotated[
 BACKEND_KINDS = ("existing", "karpenter", "gke", "ovh")
 
 
+class GpuSharingSpec(SpecModel):
+    """Shared GPUs (components/planning/sharing.py): the GPU Operator's device plugin hands out `slicesPerGpu`
+    time-sliced slices of every GPU on the pool's shared nodes; models that fit a slice are packed onto them."""
+
+    slices_per_gpu: Annotated[int, Field(ge=2, le=48)]
+    # existing nodes: the nodes that share (default: the fewest that hold the slices, from the end of nodeNames);
+    # a cloud pool's nodes come from one template, so all of them share.
+    node_names: list[NonEmpty] | None = None
+    # Pooling models (embed, score) share by default; small generators only when this allows it.
+    generators: bool = False
+
+
 class GpuPoolSpec(SpecModel):
     """A set of identical GPU nodes that models are placed on."""
 
@@ -118,6 +131,7 @@ class GpuPoolSpec(SpecModel):
     # The GPU Operator installs these only on pools that ask (host images often ship them).
     install_driver: bool = False
     install_toolkit: bool = False
+    sharing: GpuSharingSpec | None = None
     backend: BackendSpec
 
 
@@ -161,6 +175,9 @@ class ModelSloSpec(SpecModel):
     ttft_p95_seconds: Annotated[float, Field(gt=0)] = 2.0
 
 
+# `quantization` selects vLLM's online quantization of a 16-bit checkpoint (fp8, bitsandbytes) or its 16-bit dtype.
+# A pre-quantized checkpoint runs as its quantization_config says (`auto`, or its own method named again); any
+# other value for it is refused at plan time with the reason (components/planning/memory.py weight_dtype_for).
 Quantization = Literal["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes", "mxfp4"]
 KvCacheDtype = Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]
 # Bounds of the batch limits: 64 x vLLM's largest default of max_num_seqs; max_num_batched_tokens must hold a whole
@@ -176,6 +193,8 @@ class ModelSpec(SpecModel):
     model: Annotated[str, Field(min_length=1)]
     revision: str | None = None
     pool: str
+    # The vLLM release this model runs; default: the stack's vllmVersion (components/planning/engine_versions.py).
+    vllm_version: str | None = None
     # Default: the catalog's (or config.json's) task for the model.
     task: Literal["generate", "embed", "score"] | None = None
     quantization: Quantization = "auto"
@@ -193,7 +212,8 @@ class ModelSpec(SpecModel):
     tool_call_parser: str | None = None
     tensor_parallel: Annotated[int, Field(ge=1)] | None = None
     pipeline_parallel: Annotated[int, Field(ge=1)] | None = None
-    gpu_memory_utilization: Annotated[float, Field(ge=0.5, le=0.98)] = 0.9
+    # Unset: the vLLM release's own default (0.9 in 0.13, 0.92 in 0.33: components/planning/engine_versions.py).
+    gpu_memory_utilization: Annotated[float, Field(ge=0.5, le=0.98)] | None = None
     # vLLM's batch limits. Default: vLLM 0.13's for the GPU, lowered by the plan only when the sampler memory of
     # max_num_seqs x vocab logits would leave no room for the KV cache (components/planning/batch_limits.py).
     max_num_seqs: Annotated[int, Field(ge=1, le=MAX_NUM_SEQS)] | None = None
@@ -207,6 +227,10 @@ class ModelSpec(SpecModel):
     # Credentials the server needs, by reference: NAME: {secret: <Secret in the namespace>, key: <key in it>}.
     secret_env: dict[str, SecretEnvSpec] = {}
     slo: ModelSloSpec = ModelSloSpec()
+    # Typical request and peak users, and latency objectives: the plan picks the layout by predicted performance
+    # (components/spec/performance.py, components/planning/layout_choice.py).
+    workload: WorkloadSpec | None = None
+    objectives: ObjectivesSpec | None = None
 
     @property
     def min_replicas(self) -> int:
@@ -335,6 +359,9 @@ class ClusterSpec(SpecModel):
 
     kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = "1.31"
     namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "llm"
+    # The vLLM release the model servers run: one of components/planning/engine_versions.py; default the current
+    # one. It decides the image, the arguments and environment, the batch defaults and the metric names.
+    vllm_version: str | None = None
     # Storage class of every PVC; weightsStorageClass overrides it for the model weight caches, which
     # need ReadWriteMany when a model runs more than one pod.
     storage_class: str | None = None

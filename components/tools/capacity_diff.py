@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.planning.types import ClusterPlan, ModelPlan, PoolPlan
-from components.tools.text_layout import table
+from components.tools.engine_diff import engine_changes, format_engine_changes
+from components.tools.text_layout import table, wrap_line
 
 # What a reviewer judges capacity by, with the column each lands in.
 MODEL_FIELDS = {
@@ -21,20 +22,31 @@ MODEL_FIELDS = {
     "gpus": "GPUs",
     "max_model_len": "max len",
     "dtype": "dtype",
+    "vllm": "vLLM",
+    "predicted": "TTFT/ITL ms, tok/s",
 }
 
 
 def model_facts(m: ModelPlan) -> dict[str, str]:
     replicas = f"{m.min_replicas}-{m.max_replicas}" if m.autoscaling else f"{m.max_replicas}"
+    gpus = f"{m.min_replicas * m.gpus_per_replica}-{m.max_replicas * m.gpus_per_replica}"
+    share = f"1/{m.sharing.slices_per_gpu}" if m.sharing else ""  # a slice of a shared GPU per replica
     return {
         "model": m.model,
         "pool": m.pool,
         "tp_pp": f"{m.tp}x{m.pp}",
-        "gpus_per_replica": str(m.gpus_per_replica),
+        "gpus_per_replica": share or str(m.gpus_per_replica),
         "replicas": replicas,
-        "gpus": f"{m.min_replicas * m.gpus_per_replica}-{m.max_replicas * m.gpus_per_replica}",
+        "gpus": f"{m.min_replicas}-{m.max_replicas} x {share}" if share else gpus,
         "max_model_len": str(m.max_model_len),
         "dtype": f"{m.weight_dtype}/kv {m.kv_cache_dtype}" if m.kv_cache_tokens is not None else m.weight_dtype,
+        "vllm": m.vllm_version,
+        # Per replica, as the plan predicts it (components/planning/layout_choice.py); "-" where not predicted.
+        "predicted": (
+            f"{m.prediction.ttft_ms:.0f}/{m.prediction.itl_ms:.1f}, {m.prediction.output_tokens_per_s:.0f}"
+            if m.prediction
+            else "-"
+        ),
     }
 
 
@@ -94,6 +106,7 @@ def diff_data(before: ClusterPlan | None, after: ClusterPlan, stack: str, base: 
             "after": sum(p.gpus_used_max for p in after.pools),
         },
         "data": data_changes(before, after) if before else [],
+        "engine": engine_changes(before, after),
     }
 
 
@@ -115,9 +128,12 @@ def format_diff(diff: dict[str, Any], markdown: bool, width: int | None = None) 
     code = "`" if markdown else ""
     h = "### " if markdown else ""
     lines = [f"{'## ' if markdown else ''}Capacity diff: stack `{diff['stack']}` (base `{diff['base']}`)", ""]
-    rows = [[f"{code}{m['name']}{code}", m["change"], *_cells(m, MODEL_FIELDS, markdown)] for m in diff["models"]]
+    # Text tables must fit the terminal: there the release is in "vLLM release changes" below, not a column, and
+    # the predictions are a table of their own.
+    fields = MODEL_FIELDS if markdown else {k: v for k, v in MODEL_FIELDS.items() if k not in ("vllm", "predicted")}
+    rows = [[f"{code}{m['name']}{code}", m["change"], *_cells(m, fields, markdown)] for m in diff["models"]]
     if rows:
-        lines.append(table(["model", "change", *MODEL_FIELDS.values()], rows, markdown, width))
+        lines.append(table(["model", "change", *fields.values()], rows, markdown, width))
     else:
         lines.append("No model changes.")
     pool_rows = [
@@ -125,10 +141,19 @@ def format_diff(diff: dict[str, Any], markdown: bool, width: int | None = None) 
          *_cells(p, _POOL_FIELDS, markdown)]
         for p in diff["pools"]
     ]  # fmt: skip
+    predicted = [[m["name"], *_cells(m, {"predicted": ""}, False)] for m in diff["models"]]
+    if predicted and not markdown:
+        lines += ["", "Predicted per replica", table(["model", MODEL_FIELDS["predicted"]], predicted, False, width)]
     lines += ["", f"{h}GPUs per pool", *([""] if markdown else [])]
     lines.append(table(["pool", *_POOL_FIELDS.values()], pool_rows, markdown, width))
     total = diff["gpus_used_max"]
     lines += ["", f"GPUs used at max replicas, all pools: {_arrow(str(total['before']), str(total['after']))}"]
+    if diff["engine"]:
+        lines += ["", f"{h}vLLM release changes", *([""] if markdown else [])]
+        for line in format_engine_changes(diff["engine"], markdown):
+            text = line.lstrip()
+            # Continuations flush with the bullet: an argument's JSON value is one word of up to ~118 columns.
+            lines += wrap_line(text, width, indent=line[: len(line) - len(text)], hanging="")
     lines += ["", f"{h}Data", *([""] if markdown else [])]
     lines += [f"- {line}" for line in diff["data"]] or ["Nothing replaced or deleted."]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from components.catalog import CatalogError, ModelArch, load_gpu_catalog, load_hf_config, load_model_catalog
+from components.planning.engine_versions import DEFAULT_VLLM_VERSION, ENGINE_VERSIONS
 from components.planning.sizing import size_model
 from components.planning.types import CLI_MAX_NODES, ClusterPlan, GpuShape, SizingRequest
 from components.spec import SpecError, load_cluster_spec
@@ -38,6 +39,7 @@ from components.stacks import (
 from components.tools.capacity_diff import diff_data, format_diff
 from components.tools.catalog_text import catalog_data, format_catalog
 from components.tools.plan_text import format_plan, format_sizing
+from components.tools.size_prediction import add_workload_flags, predicted
 from components.tools.text_layout import TEXT_WIDTH
 
 DEFAULT_GPUS_PER_NODE = 8
@@ -160,12 +162,24 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         choices=["auto", "bf16", "fp16", "fp8", "awq", "gptq", "bitsandbytes", "mxfp4"],
     )
     size.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"])
-    size.add_argument("--gpu-memory-utilization", type=_positive(float, "--gpu-memory-utilization", 1.0), default=0.9)
+    size.add_argument(
+        "--gpu-memory-utilization",
+        type=_positive(float, "--gpu-memory-utilization", 1.0),
+        default=0.0,
+        help="fraction of GPU memory vLLM may use (default: the vLLM release's own, 0.92 from 0.33)",
+    )
     size.add_argument("--objective", choices=["throughput", "latency"], default="throughput")
+    size.add_argument(
+        "--vllm-version",
+        choices=list(ENGINE_VERSIONS),
+        default=DEFAULT_VLLM_VERSION,
+        help="the vLLM release the arguments and batch defaults are for (default: the current one)",
+    )
     size.add_argument("--min-concurrency", type=_positive(int, "--min-concurrency"), default=1)
     size.add_argument("--rope-scaling", type=_rope, metavar="yarn:FACTOR")
     size.add_argument("--tensor-parallel", type=_positive(int, "--tensor-parallel"))
     size.add_argument("--pipeline-parallel", type=_positive(int, "--pipeline-parallel"))
+    add_workload_flags(size, _positive)
     size.add_argument("--json", action="store_true", help="print one JSON object (the same as --format json)")
     _output_flags(size)
 
@@ -243,8 +257,9 @@ def _arch(args: argparse.Namespace) -> ModelArch:
 
 def cmd_size(args: argparse.Namespace) -> int:
     shape = _shape(args)
+    arch = _arch(args)
     request = SizingRequest(
-        arch=_arch(args),
+        arch=arch,
         field="size",
         task=args.task,
         quantization=args.quantization,
@@ -252,6 +267,7 @@ def cmd_size(args: argparse.Namespace) -> int:
         max_model_len=args.max_model_len,
         rope_factor=args.rope_scaling,
         objective=args.objective,
+        vllm_version=args.vllm_version,
         min_concurrency=args.min_concurrency,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_num_seqs=args.max_num_seqs,
@@ -261,7 +277,8 @@ def cmd_size(args: argparse.Namespace) -> int:
     )
     sizing = size_model(request, shape, args.nodes)
     if args.json or args.format == "json":
-        print(json.dumps(sizing.model_dump(mode="json"), indent=2))
+        answer = {**sizing.model_dump(mode="json"), "predicted": predicted(args, arch, shape, sizing)}
+        print(json.dumps(answer, indent=2))
     else:
         print(format_sizing(sizing, shape, markdown=args.format == "markdown", wide=args.wide))
     if not sizing.fits:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from components.planning.types import ClusterPlan, GpuShape, ModelPlan, Sizing
+from components.tools.prediction_text import prediction_lines
+from components.tools.sharing_text import sharing_lines
 from components.tools.text_layout import TEXT_WIDTH, shell_command, shell_words, table, wrap_line
 
 
@@ -27,8 +29,10 @@ def format_plan(
     table and unwrapped lines) or markdown for a PR (one table, as wide as it is)."""
     h = "### " if markdown else ""
     width = None if markdown or wide else TEXT_WIDTH
+    # A model on another vLLM release than its stack says so next to the stack's (ModelPlan.vllm_version).
+    others = "".join(f"; {m.name} on {m.vllm_version}" for m in plan.models if m.vllm_version != plan.vllm_version)
     title = (
-        f"{'## ' if markdown else ''}Capacity plan: stack `{stack}` (vLLM {plan.vllm_version}, "
+        f"{'## ' if markdown else ''}Capacity plan: stack `{stack}` (vLLM {plan.vllm_version}{others}, "
         f"Kubernetes {plan.kubernetes_version}, namespace `{plan.namespace}`)"
     )
     out = [
@@ -42,6 +46,7 @@ def format_plan(
     ]
     if width is not None:
         out += ["", "Memory per GPU and load", _load_table(plan, width)]
+    out += prediction_lines(plan, f"{h}Predicted per replica", markdown, width)
     out += ["", f"{h}Decisions", *_prose(_decisions(plan, markdown), width)]
     if plan.warnings:
         out += ["", f"{h}Warnings", *_prose([f"- {w}" for w in plan.warnings], width)]
@@ -99,10 +104,15 @@ _CAPACITY_COLUMNS: dict[str, _Cell] = {
     "task": lambda m: m.task,
     "tp x pp": lambda m: f"{m.tp}x{m.pp}",
     "gpus/replica": lambda m: (
-        str(m.gpus_per_replica) + (f" ({m.nodes_per_replica} nodes)" if m.nodes_per_replica > 1 else "")
+        (f"1/{m.sharing.slices_per_gpu}" if m.sharing else str(m.gpus_per_replica))
+        + (f" ({m.nodes_per_replica} nodes)" if m.nodes_per_replica > 1 else "")
     ),
     "replicas": _replicas,
-    "gpus": lambda m: f"{m.min_replicas * m.gpus_per_replica}-{m.max_replicas * m.gpus_per_replica}",
+    "gpus": lambda m: (
+        f"{m.min_replicas}-{m.max_replicas} x 1/{m.sharing.slices_per_gpu}"
+        if m.sharing
+        else f"{m.min_replicas * m.gpus_per_replica}-{m.max_replicas * m.gpus_per_replica}"
+    ),
     "dtype": lambda m: m.weight_dtype + (f"/kv {m.kv_cache_dtype}" if m.kv_cache_tokens is not None else ""),
     "max len": lambda m: str(m.max_model_len),
 }
@@ -137,6 +147,7 @@ def _decisions(plan: ClusterPlan, markdown: bool) -> list[str]:
         f"{'- ' if markdown else ''}rate limits: {plan.rate_limits.scope}, {plan.rate_limits.reason}",
         *_api_lines(plan, "- " if markdown else ""),
         *_gateway_lines(plan, "- " if markdown else ""),
+        *sharing_lines(plan, "- " if markdown else "", "  - " if markdown else "    "),
     ]
     for m in plan.models:
         out.append(f"{'- **' if markdown else ''}{m.name}{'**' if markdown else ''} ({m.model})")
@@ -213,7 +224,9 @@ def format_sizing(s: Sizing, shape: GpuShape, markdown: bool = False, wide: bool
         f"TP {s.tp} x PP {s.pp} = {s.gpus_per_replica} GPU(s) on {s.nodes_per_replica} node(s), "
         f"{s.objective} objective",
         f"per GPU (GiB): usable {m.usable:.2f} = weights {m.weights:.2f} + activation {m.activation:.2f} "
-        f"+ non-torch {m.non_torch:.2f} + KV cache {m.kv_cache:.2f} (needs {m.kv_needed:.2f})",
+        f"+ non-torch {m.non_torch:.2f} "
+        + (f"+ CUDA graphs {m.cuda_graphs:.2f} " if m.cuda_graphs else "")
+        + f"+ KV cache {m.kv_cache:.2f} (needs {m.kv_needed:.2f})",
         f"batch limits: max_num_seqs {s.max_num_seqs}, max_num_batched_tokens {s.max_num_batched_tokens} "
         f"(activation {m.activation:.2f} GiB per GPU)",
     ]

@@ -158,8 +158,10 @@ def test_model_row(arch: ModelArch) -> None:
         assert arch.checkpoint_dtype == "fp8"
     if arch.yarn_original_max_position:
         assert arch.yarn_original_max_position <= arch.max_position
-    if arch.sliding_window_layers:
-        assert 0 < arch.sliding_window_layers < arch.layers and arch.sliding_window > 0
+    if arch.layer_groups:
+        layers = sorted(i for g in arch.layer_groups for i in g.layers)
+        assert layers == list(range(arch.layers))  # every layer in exactly one group
+        assert all(g.window > 0 for g in arch.layer_groups if g.kind in ("sliding", "chunked"))
 
 
 # SwiGLU encoder: estimate_params assumes encoders have a two-matrix MLP.
@@ -403,10 +405,14 @@ def test_nested_text_config() -> None:
     assert any("text_config" in note for note in arch.notes)
 
 
-def test_nested_text_config_takes_top_level_vocab() -> None:
+def test_nested_text_config_without_vocab_gets_the_text_models_default() -> None:
+    """vLLM sizes the language model from text_config (get_hf_text_config); a vocab_size only at the top level is
+    not read, so transformers' MistralConfig default applies, and the notes say so."""
     cfg = {**MISTRAL3_CONFIG, "vocab_size": 131072, "text_config": dict(MISTRAL3_CONFIG["text_config"])}
     del cfg["text_config"]["vocab_size"]
-    assert arch_from_hf_config(cfg, "acme/mistral3").vocab == 131072
+    arch = arch_from_hf_config(cfg, "acme/mistral3")
+    assert arch.vocab == 32000
+    assert any("text_config.vocab_size" in note and "MistralConfig" in note for note in arch.notes)
 
 
 def test_encoder_reranker_config() -> None:
@@ -425,8 +431,15 @@ def test_encoder_embedding_config() -> None:
     assert arch.task == "embed"
 
 
-def test_missing_layer_count_names_the_key() -> None:
+def test_missing_layer_count_is_the_model_types_default_and_said() -> None:
     cfg = {k: v for k, v in QWEN_7B_CONFIG.items() if k != "num_hidden_layers"}
+    arch = arch_from_hf_config(cfg, "acme/broken")
+    assert arch.layers == 32  # Qwen2Config's default, what vLLM would build
+    assert any(note.startswith("num_hidden_layers") and "Qwen2Config" in note for note in arch.notes)
+
+
+def test_missing_layer_count_without_a_known_model_type_names_the_key() -> None:
+    cfg = {k: v for k, v in QWEN_7B_CONFIG.items() if k not in ("num_hidden_layers", "model_type")}
     with pytest.raises(CatalogError) as info:
         arch_from_hf_config(cfg, "acme/broken")
     message = str(info.value)
@@ -448,9 +461,19 @@ def test_prequantized_checkpoint_dtype(method: str) -> None:
 
 
 def test_multi_query_config() -> None:
-    cfg = {k: v for k, v in QWEN_7B_CONFIG.items() if k != "num_key_value_heads"}
+    cfg = {k: v for k, v in QWEN_7B_CONFIG.items() if k not in ("num_key_value_heads", "model_type")}
     assert arch_from_hf_config(cfg, "acme/mha").attention == "mha"
     assert arch_from_hf_config({**cfg, "multi_query": True}, "acme/mqa").kv_heads == 1
+
+
+def test_a_refused_default_says_the_file_does_not_state_it() -> None:
+    """Qwen2Config defaults num_key_value_heads to 32, which 28 heads cannot share: vLLM would fail the same way."""
+    cfg = {k: v for k, v in QWEN_7B_CONFIG.items() if k != "num_key_value_heads"}
+    with pytest.raises(CatalogError) as info:
+        arch_from_hf_config(cfg, "acme/mha")
+    message = str(info.value)
+    assert "num_key_value_heads: 32 does not divide num_attention_heads 28" in message
+    assert "num_key_value_heads" in message.split("(note: ")[1] and "not in the file" in message
 
 
 def test_catalog_rows_are_reproduced_from_their_config() -> None:

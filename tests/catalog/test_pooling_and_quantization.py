@@ -21,7 +21,6 @@ from components.catalog import (
     load_hf_config,
 )
 from components.planning.memory import (
-    BYTES_PER_PARAM,
     activation_bytes,
     bytes_per_param,
     kv_bytes_per_token,
@@ -179,9 +178,9 @@ def test_awq_and_gptq_bits_and_group_size_are_read_as_vllm_reads_them() -> None:
     gptq = int_quantized(quant_method="gptq", bits=8, group_size=-1, desc_act=False)
     assert (awq.checkpoint_dtype, awq.quant_bits, awq.quant_group) == ("awq", 4, 128)
     assert (gptq.checkpoint_dtype, gptq.quant_bits, gptq.quant_group) == ("gptq", 8, -1)
-    # 4-bit keeps the table's figure; 8-bit holds twice the packed weight with the same scale overhead.
-    assert bytes_per_param(awq, "awq") == BYTES_PER_PARAM["awq"]
-    assert bytes_per_param(gptq, "gptq") == pytest.approx(BYTES_PER_PARAM["gptq"] + 0.5)
+    # Packed bits plus one 16-bit scale and one packed zero point per group of 128; per channel, 8 bits alone.
+    assert bytes_per_param(awq, "awq") == pytest.approx((4 + (16 + 4) / 128) / 8)
+    assert bytes_per_param(gptq, "gptq") == pytest.approx(8 / 8)
 
 
 @pytest.mark.parametrize(

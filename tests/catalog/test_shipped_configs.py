@@ -149,13 +149,14 @@ def test_xlm_roberta_position_offset() -> None:
 
 def test_sliding_window_from_layer_types() -> None:
     arch, cfg = MODELS["openai/gpt-oss-120b"], raw("openai/gpt-oss-120b")
-    assert (arch.sliding_window_layers, arch.sliding_window) == (18, cfg["sliding_window"])
+    sliding = [g for g in arch.layer_groups if g.kind == "sliding"]
+    assert [(g.count, g.window) for g in sliding] == [(18, cfg["sliding_window"])]
     assert arch.checkpoint_dtype == "mxfp4" and arch.experts == 128 and arch.experts_per_token == 4
 
 
 def test_unused_qwen2_window_is_ignored() -> None:
     cfg = {**raw("Qwen/Qwen3-32B"), "sliding_window": 131072, "use_sliding_window": False}
-    assert arch_from_hf_config(cfg, "acme/qwen").sliding_window_layers == 0
+    assert arch_from_hf_config(cfg, "acme/qwen").layer_groups == ()
 
 
 def test_block_fp8_and_mla_from_the_file() -> None:

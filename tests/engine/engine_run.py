@@ -1,4 +1,5 @@
-"""Hand the vLLM containers we render to the real vLLM package (in `.venv-vllm`) on a stand-in GPU.
+"""Hand the vLLM containers we render to the real vLLM package of their release (each release's own venv, named in
+components/planning/engine_versions.py) on a stand-in GPU.
 
 Three stand-ins, each for something this machine lacks, and nothing else:
 - an offline Hugging Face cache built from the catalog's real config files (no network);
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import CATALOG_DIR, GpuType, load_model_catalog
+from components.planning.engine_versions import DEFAULT_VLLM_VERSION, ENGINE_VERSIONS, engine_version
 from components.stacks import PROJECT_DIR
 from tests.engine.synthesized import synthesized_config
 
-VLLM_VENV = PROJECT_DIR / ".venv-vllm"
 STANDIN = Path(__file__).with_name("vllm_standin.py")
 CONFIG_FILES = (
     "config.json",
@@ -50,10 +51,17 @@ class VllmContainer:
     host_memory_bytes: int  # the pod's memory limit: the least RAM its node has
 
 
-def vllm_python() -> Path:
-    python = VLLM_VENV / "bin" / "python"
+def vllm_venv(version: str = DEFAULT_VLLM_VERSION) -> Path:
+    return PROJECT_DIR / engine_version(version).venv
+
+
+def vllm_python(version: str = DEFAULT_VLLM_VERSION) -> Path:
+    python = vllm_venv(version) / "bin" / "python"
     if not python.exists():
-        raise AssertionError(f"{python} is missing: install it with the README's test command (requirements-vllm.txt)")
+        row = engine_version(version)
+        raise AssertionError(
+            f"{python} is missing: install vLLM {version} with the README's test command ({row.requirements})"
+        )
     return python
 
 
@@ -117,9 +125,21 @@ def hf_cache(root: Path, models: dict[str, str | None]) -> dict[str, str]:
     return origin
 
 
-def standin_libcuda(root: Path) -> Path:
+def version_of_image(image: str) -> str:
+    """The release of a rendered container's upstream image (the table's), for the venv that judges it."""
+    found = [v for v, row in ENGINE_VERSIONS.items() if row.image == image]
+    assert found, f"{image}: not the image of a supported vLLM release"
+    return found[0]
+
+
+def vllm_package(version: str) -> Path:
+    """The installed `vllm` package directory of a release's venv."""
+    return next((vllm_venv(version) / "lib").glob("python3*/site-packages/vllm"))
+
+
+def standin_libcuda(root: Path, version: str) -> Path:
     """libcuda.so.1 defining every driver symbol the installed vLLM binaries import, each failing."""
-    package = next((VLLM_VENV / "lib").glob("python3*/site-packages/vllm"))
+    package = vllm_package(version)
     symbols: set[str] = set()
     for binary in package.glob("*.so"):
         listing = subprocess.run(
@@ -147,15 +167,17 @@ def nvml_name(gpu: GpuType) -> str:
     return gpu.name.split(" (")[0]
 
 
-def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict[str, Any]]:
-    """vLLM's verdict on each container: its refusal (`error`) or the facts of its engine config."""
+def run_engine(
+    containers: list[VllmContainer], workdir: Path, version: str = DEFAULT_VLLM_VERSION
+) -> dict[str, dict[str, Any]]:
+    """vLLM `version`'s verdict on each container: its refusal (`error`) or the facts of its engine config."""
     models = {}
     for c in containers:
         revision = c.args[c.args.index("--revision") + 1] if "--revision" in c.args else None
         models[c.args[0]] = revision
     origin = hf_cache(workdir / "hf", models)
     unchecked = {c.name: {"unchecked": origin[c.args[0]]} for c in containers if origin[c.args[0]] not in CHECKED}
-    libcuda = standin_libcuda(workdir)
+    libcuda = standin_libcuda(workdir, version)
     payload = [
         {
             "name": c.name,
@@ -179,7 +201,7 @@ def run_engine(containers: list[VllmContainer], workdir: Path) -> dict[str, dict
     log = workdir / "vllm.log"
     with log.open("wb") as out:
         done = subprocess.run(
-            [str(vllm_python()), str(STANDIN), str(results)],
+            [str(vllm_python(version)), str(STANDIN), str(results)],
             input=json.dumps(payload).encode(),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,5 @@
-"""Where the real vLLM stack writes at run time, under a container's environment. Runs inside `.venv-vllm`.
+"""Where the real vLLM stack writes at run time, under a container's environment. Runs inside the venv of a
+supported release (`.venv-vllm`, `.venv-vllm-0.33`).
 
 Started with the container's env (as the kubelet starts it), it prints JSON: name -> the directory each writer
 uses. The uid of the pod has no passwd entry in the image, so `pwd` lookups fail here as they would there.

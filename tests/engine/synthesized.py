@@ -42,6 +42,7 @@ def decoder_config(arch: ModelArch) -> dict[str, Any]:
     }
     if arch.rope_theta:
         config["rope_theta"] = arch.rope_theta
-    if arch.sliding_window:
-        config["sliding_window"] = arch.sliding_window
+    windows = {g.window for g in arch.layer_groups if g.kind == "sliding"}
+    if windows:
+        config["sliding_window"] = windows.pop()
     return config

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from components.planning.engine_versions import ENGINE_VERSIONS
 from testbed.stacks import STACKS, rendered
 from tests.engine.engine_run import containers_of, vllm_python
 
@@ -32,9 +33,9 @@ def literal_env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
-def runtime_writers(env: dict[str, str]) -> dict[str, str]:
+def runtime_writers(env: dict[str, str], version: str) -> dict[str, str]:
     done = subprocess.run(
-        [str(vllm_python()), str(SCRIPT)],
+        [str(vllm_python(version)), str(SCRIPT)],
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
@@ -65,17 +66,21 @@ def server() -> tuple[str, list[str], dict[str, str]]:
     return first, *seen[first]
 
 
-def test_every_runtime_writer_lands_on_a_writable_volume(server: tuple[str, list[str], dict[str, str]]) -> None:
+@pytest.mark.parametrize("version", ENGINE_VERSIONS)
+def test_every_runtime_writer_lands_on_a_writable_volume(
+    version: str, server: tuple[str, list[str], dict[str, str]]
+) -> None:
     name, mounts, env = server
-    writers = runtime_writers(env)
+    writers = runtime_writers(env, version)
     assert "error" not in writers, f"{name}: {writers}"
     assert writers["getpass.getuser"] == env["USER"]
     outside = {what: path for what, path in writers.items() if what != "getpass.getuser" and not under(path, mounts)}
     assert not outside, f"{name}: written outside the writable volumes {mounts}: {outside}"
 
 
-def test_without_user_torch_cannot_name_its_cache(server: tuple[str, list[str], dict[str, str]]) -> None:
+@pytest.mark.parametrize("version", ENGINE_VERSIONS)
+def test_without_user_torch_cannot_name_its_cache(version: str, server: tuple[str, list[str], dict[str, str]]) -> None:
     """Why USER is set: for a uid without a passwd entry, getpass.getuser() has nothing else to go on."""
     _, _, env = server
-    writers = runtime_writers({k: v for k, v in env.items() if k != "USER"})
+    writers = runtime_writers({k: v for k, v in env.items() if k != "USER"}, version)
     assert writers.get("error", "").startswith("KeyError: 'getpwuid(): uid not found"), writers

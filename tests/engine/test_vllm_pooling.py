@@ -1,5 +1,6 @@
-"""Decoder-based embedders judged by the real vLLM at the pinned version: the pooling runner, the embed conversion
-and the batch limits the plan emits for a real sentence-transformers checkpoint outside the catalog."""
+"""Decoder-based embedders judged by the real vLLM of every supported release: the pooling runner, the embed
+conversion and the batch limits the plan emits for that release for a real sentence-transformers checkpoint outside
+the catalog."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.catalog import load_gpu_catalog, load_hf_config
+from components.planning.engine_versions import ENGINE_VERSIONS
 from components.planning.sizing import size_model
 from components.planning.types import GpuShape, SizingRequest
 from tests.engine import engine_run
@@ -17,7 +19,8 @@ FIXTURES = Path(__file__).parents[1] / "catalog"
 EMBEDDER = "Qwen/Qwen3-Embedding-0.6B"
 
 
-def test_vllm_runs_a_decoder_embedder_as_planned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("version", ENGINE_VERSIONS)
+def test_vllm_runs_a_decoder_embedder_as_planned(version: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Qwen3-Embedding (Qwen3ForCausalLM + modules.json with last-token pooling) on an L4 and an H100: vLLM accepts
     the args, converts it to an embedder, keeps chunked prefill (causal, LAST pooling) and the plan's batch limits.
     Asked to generate, the same files run on the generate runner."""
@@ -31,9 +34,10 @@ def test_vllm_runs_a_decoder_embedder_as_planned(tmp_path: Path, monkeypatch: py
         ("gen", "L4-24GB", "generate"),
     ):
         gpu = gpus[gpu_id]
-        plans[name] = plan = size_model(SizingRequest(arch=arch, task=task), GpuShape.of(gpu, 1), max_nodes=1)
+        request = SizingRequest(arch=arch, task=task, vllm_version=version)
+        plans[name] = plan = size_model(request, GpuShape.of(gpu, 1), max_nodes=1)
         containers.append(VllmContainer(name, plan.vllm_args, {}, gpu, 1, False, 32 * 2**30))
-    answers = run_engine(containers, tmp_path)
+    answers = run_engine(containers, tmp_path, version)
     for name in ("l4", "h100"):
         answer, plan = answers[name], plans[name]
         assert "error" not in answer, answer["error"]

@@ -22,7 +22,7 @@ from components.catalog import CATALOG_DIR
 from components.weights_download import WEIGHTS_OF_LABEL
 from testbed.fake_hub import FakeHub, HubRequest, downloads, fake_hub, write_repo
 from testbed.stacks import rendered
-from tests.engine.engine_run import containers_of, vllm_python
+from tests.engine.engine_run import containers_of, version_of_image, vllm_python
 
 JOB_SECONDS = 180
 OFFLINE_SECONDS = 300
@@ -38,14 +38,21 @@ import json, os, sys
 args = json.loads(sys.argv[1])
 from huggingface_hub import snapshot_download
 from transformers import AutoConfig
-answer = {"snapshot": snapshot_download(args["repo"], revision=args["revision"], local_files_only=True)}
+from vllm import __version__
+# The snapshot folder as the release's get_model_path finds it (vllm/transformers_utils/repo_utils.py): 0.33 passes
+# ignore_patterns="*", as its huggingface_hub 1.x refuses a bare offline lookup of a cache the Job left partial.
+PATTERNS = {} if __version__.startswith("0.13.") else {"ignore_patterns": "*"}
+answer = {"snapshot": snapshot_download(args["repo"], revision=args["revision"], local_files_only=True, **PATTERNS)}
 config = AutoConfig.from_pretrained(args["repo"], revision=args["revision"], trust_remote_code=args["remote_code"])
 answer["config"] = {"class": type(config).__name__, "model_type": config.model_type}
 if args["weights"]:
     from vllm.config.load import LoadConfig
     from vllm.model_executor.model_loader.default_loader import DefaultModelLoader
     loader = DefaultModelLoader(LoadConfig())
-    folder, files, safetensors = loader._prepare_weights(args["repo"], args["revision"], True, None)
+    # keywords: 0.33 adds `subfolder` and returns the index file too (download_model in default_loader.py)
+    where = {"model_name_or_path": args["repo"], "revision": args["revision"], "fall_back_to_pt": True,
+             "allow_patterns_overrides": None, **({} if __version__.startswith("0.13.") else {"subfolder": None})}
+    folder, files, safetensors = loader._prepare_weights(**where)[:3]
     answer["weights"] = {"files": sorted(os.path.relpath(f, folder) for f in files), "safetensors": safetensors}
 if args["projector"]:
     import torch
@@ -110,6 +117,11 @@ class ModelDownload:
         return {e["name"]: e["value"] for e in self.job.container["env"] if "value" in e}
 
     @property
+    def version(self) -> str:
+        """The vLLM release whose image the Job runs: its huggingface_hub and the servers' vLLM judge the run."""
+        return version_of_image(self.job.container["image"])
+
+    @property
     def repo(self) -> str:
         return self.job_env["MODEL_ID"]
 
@@ -122,7 +134,7 @@ class ModelDownload:
         command = list(self.job.container["command"])
         assert command[0] == "python3", command
         return subprocess.run(
-            [str(vllm_python()), *command[1:]],
+            [str(vllm_python(self.version)), *command[1:]],
             env=self.job.env(volumes, secrets, {"HF_ENDPOINT": hub.url}),
             cwd=volumes,
             capture_output=True,
@@ -144,7 +156,7 @@ class ModelDownload:
         assert env["HF_HOME"] == self.job.env(volumes, {}, {})["HF_HOME"], "the Job fills another cache"
         done = subprocess.run(
             [
-                str(vllm_python()),
+                str(vllm_python(self.version)),
                 "-c",
                 OFFLINE_START,
                 json.dumps({**request, "weights": weights, "projector": projector}),

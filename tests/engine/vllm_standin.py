@@ -1,4 +1,5 @@
-"""Run the real vLLM over rendered model-server containers, on a stand-in GPU. Runs inside `.venv-vllm`.
+"""Run the real vLLM over rendered model-server containers, on a stand-in GPU. Runs inside the venv of the release
+the containers use (components/planning/engine_versions.py: `.venv-vllm` for 0.13.0, `.venv-vllm-0.33` for 0.33.0).
 
 Reads a JSON list of containers on stdin. Each entry: `name`, `args` (what follows `vllm serve`), `env` and
 `gpu` (`name`,
@@ -106,7 +107,7 @@ def register_remote_code_standins() -> None:
     import transformers
     import transformers.dynamic_module_utils as dynamic
 
-    class NomicBertConfig(transformers.GPT2Config):  # type: ignore[misc]  # as the remote class is
+    class NomicBertConfig(transformers.GPT2Config):  # type: ignore[misc,unused-ignore]  # as the remote class is
         model_type = "nomic_bert"
 
     known = {"configuration_hf_nomic_bert.NomicBertConfig": NomicBertConfig}
@@ -118,8 +119,9 @@ def register_remote_code_standins() -> None:
                 return cls
         return original(reference, *args, **kwargs)
 
-    dynamic.get_class_from_dynamic_module = from_remote
-    transformers.models.auto.configuration_auto.get_class_from_dynamic_module = from_remote
+    # setattr: the stand-in replaces a function whose signature it does not repeat
+    setattr(dynamic, "get_class_from_dynamic_module", from_remote)  # noqa: B010
+    setattr(transformers.models.auto.configuration_auto, "get_class_from_dynamic_module", from_remote)  # noqa: B010
 
 
 def variables_read_outside_envs() -> set[str]:
@@ -151,14 +153,38 @@ def check_env(env: dict[str, str]) -> list[str]:
 
 
 def batch_invariant_kernels() -> str:
-    """Which batch-invariant path vLLM 0.13 takes on this GPU (enable_batch_invariant_mode's own tests)."""
+    """Which batch-invariant path the installed vLLM takes on this GPU, by enable_batch_invariant_mode's own tests:
+    0.13 in vllm/model_executor/layers/batch_invariant.py, 0.33 in vllm/model_executor/determinism/batch_invariant.py.
+    """
+    from vllm import __version__
     from vllm.platforms import current_platform as platform
 
-    if platform.is_device_capability_family(100) or any(platform.is_device_capability(c) for c in (80, 89)):
-        return "triton-matmul"
-    if platform.is_device_capability(90):
-        return "cublas-no-split-k"
-    return "none"
+    if __version__.startswith("0.13."):
+        if platform.is_device_capability_family(100) or any(platform.is_device_capability(c) for c in (80, 89)):
+            return "triton-matmul"
+        return "cublas-no-split-k" if platform.is_device_capability(90) else "none"
+    if not platform.is_cuda_alike():
+        return "none"
+    return "triton-matmul" if platform.is_rocm() or platform.is_device_capability_family(80) else "cublas-no-split-k"
+
+
+def clear_device_caches() -> None:
+    """vLLM caches the device capability and count; each container has its own GPU."""
+    from vllm.platforms import current_platform
+
+    type(current_platform).get_device_capability.__func__.cache_clear()
+    try:  # 0.13: vllm/utils/torch_utils.py
+        from vllm.utils.torch_utils import _cuda_device_count_stateless
+    except ImportError:  # 0.33: vllm/platforms/cuda.py
+        from vllm.platforms.cuda import _cuda_device_count_stateless
+    _cuda_device_count_stateless.cache_clear()
+
+
+def pooling_type(pooler: Any) -> str | None:
+    """The sequence pooling vLLM resolved: 0.33 moves `pooling_type` to `seq_pooling_type` (vllm/config/pooler.py)."""
+    if pooler is None:
+        return None
+    return getattr(pooler, "seq_pooling_type", None) or pooler.pooling_type  # type: ignore[no-any-return]
 
 
 def engine_facts(config: Any) -> dict[str, Any]:
@@ -185,7 +211,7 @@ def engine_facts(config: Any) -> dict[str, Any]:
         "max_num_seqs": scheduler.max_num_seqs,
         "max_num_batched_tokens": scheduler.max_num_batched_tokens,
         "enable_chunked_prefill": scheduler.enable_chunked_prefill,
-        "pooling_type": model.pooler_config.pooling_type if model.pooler_config else None,
+        "pooling_type": pooling_type(model.pooler_config),
         "enable_prefix_caching": cache.enable_prefix_caching,
         "gpu_memory_utilization": cache.gpu_memory_utilization,
         "seed": model.seed,
@@ -194,14 +220,9 @@ def engine_facts(config: Any) -> dict[str, Any]:
 
 
 def check(container: dict[str, Any]) -> dict[str, Any]:
-    from vllm.platforms import current_platform
-
     GPU.update(container["gpu"])
     HOST["memory_bytes"] = container["host_memory_bytes"]
-    from vllm.utils import torch_utils
-
-    type(current_platform).get_device_capability.__func__.cache_clear()  # vLLM caches both answers
-    torch_utils._cuda_device_count_stateless.cache_clear()
+    clear_device_caches()
     os.environ.update(container["env"])
     problems = check_env(container["env"])
     if problems:

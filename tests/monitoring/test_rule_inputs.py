@@ -84,7 +84,8 @@ def test_series_carry_the_exporters_labels(name: str, labels: dict[str, str]) ->
         # No namespace of its own: the ServiceMonitor target's (kube-state-metrics' namespace) fills it.
         assert labels["namespace"] == "monitoring"
     if "gpu" in labels.get("resource", ""):
-        # Extended resources: name sanitised (nvidia.com/gpu), unit integer (internal/store/node.go, pod.go).
-        assert (labels["resource"], labels["unit"]) == ("nvidia_com_gpu", "integer")
+        # Extended resources: name sanitised (nvidia.com/gpu, nvidia.com/gpu.shared), unit integer
+        # (internal/store/node.go, pod.go).
+        assert labels["resource"] in ("nvidia_com_gpu", "nvidia_com_gpu_shared") and labels["unit"] == "integer"
     if name.startswith("kube_node_labels"):
         assert all(k.startswith("label_") for k in labels.keys() - required - {"node"}), labels

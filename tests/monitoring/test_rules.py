@@ -27,6 +27,7 @@ REQUIRED_ALERTS = {
     "ModelPreemptionsRising",
     "GpuXidError",
     "GpuMemoryHigh",
+    "SharedGpuMemoryPressure",
     "GpuTemperatureHigh",
     "GatewayErrorRatioHigh",
     "GatewayOverheadHigh",

@@ -164,6 +164,13 @@ FAILING: dict[str, tuple[Any, str]] = {
         lambda: with_options(first("prod", "PersistentVolumeClaim"), protect=False),
         "without the protect resource option",
     ),
+    "shared-gpus-hold-their-slices": (
+        lambda: mutate(
+            first("prod", "Deployment", "bge-m3"),
+            lambda p: container(p)["resources"]["limits"].update({"nvidia.com/gpu.shared": "2"}),
+        ),
+        "a pod takes exactly one slice",
+    ),
 }
 
 
