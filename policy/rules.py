@@ -29,6 +29,8 @@ from stack_resources import (
     ResourceRule,
     StackRule,
     containers,
+    flag_value,
+    number,
     pod_templates,
     template_labels,
 )
@@ -49,17 +51,6 @@ from components.labels import GPU_RESOURCE as GPU
 __all__ = ["RESOURCE_RULES", "STACK_RULES", "Resource", "ResourceRule", "StackRule", "check"]
 
 
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _flag(args: list[str], flag: str) -> str | None:
-    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
-
-
 # ---------------------------------------------------------------- resource rules
 
 
@@ -77,12 +68,12 @@ def gpu_request_equals_limit_and_plan_share(resource: Resource) -> list[str]:
                 violations.append(f"{resource.object_name}/{c.get('name')}: {GPU} request {request} != limit {limit}")
                 continue
             args = [str(a) for a in c.get("args") or []]
-            tp, pp = _flag(args, "--tensor-parallel-size"), _flag(args, "--pipeline-parallel-size")
+            tp, pp = flag_value(args, "--tensor-parallel-size"), flag_value(args, "--pipeline-parallel-size")
             if tp is None:
                 continue
-            nodes = _number(_flag(args, "--nnodes") or 1)
-            share = _number(tp) * _number(pp or 1) / nodes
-            if _number(limit) != share:
+            nodes = number(flag_value(args, "--nnodes") or 1)
+            share = number(tp) * number(pp or 1) / nodes
+            if number(limit) != share:
                 violations.append(
                     f"{resource.object_name}/{c.get('name')} ({role}): {limit} GPUs, but TP {tp} x PP {pp or 1} "
                     f"over {nodes:g} node(s) needs {share:g}"
@@ -225,14 +216,14 @@ def hpa_bounds_fit_the_pool(resource: Resource) -> list[str]:
     if resource.kind != "HorizontalPodAutoscaler":
         return []
     spec = resource.props.get("spec") or {}
-    low, high = _number(spec.get("minReplicas", 1)), _number(spec.get("maxReplicas"))
+    low, high = number(spec.get("minReplicas", 1)), number(spec.get("maxReplicas"))
     violations = []
     if not low <= high:
         violations.append(f"{resource.object_name}: minReplicas {low:g} > maxReplicas {high:g}")
     notes = (resource.props.get("metadata") or {}).get("annotations") or {}
     if POOL_GPUS_ANNOTATION in notes:
-        per_replica = _number(notes.get(GPUS_PER_REPLICA_ANNOTATION))
-        pool = _number(notes[POOL_GPUS_ANNOTATION])
+        per_replica = number(notes.get(GPUS_PER_REPLICA_ANNOTATION))
+        pool = number(notes[POOL_GPUS_ANNOTATION])
         if high * per_replica > pool:
             violations.append(
                 f"{resource.object_name}: {high:g} replicas x {per_replica:g} GPUs exceed the pool's {pool:g} GPUs"
@@ -291,7 +282,7 @@ def multi_replica_workloads_have_a_pdb(resources: list[Resource]) -> list[str]:
     for r in resources:
         if r.kind not in ("Deployment", "LeaderWorkerSet"):
             continue
-        replicas = _number((r.props.get("spec") or {}).get("replicas", 1))
+        replicas = number((r.props.get("spec") or {}).get("replicas", 1))
         if replicas <= 1 and r.object_name not in scaled:
             continue
         labels = next((template_labels(t) for _, t in pod_templates(r)), {})

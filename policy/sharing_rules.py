@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stack_resources import Resource, containers, pod_templates, where
+from stack_resources import Resource, containers, flag_value, number, pod_templates, where
 
 from components.labels import (
     GPU_MEMORY_ANNOTATION,
@@ -18,31 +18,21 @@ from components.labels import (
 )
 
 
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _flag(args: list[str], flag: str) -> str | None:
-    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
-
-
 def _slice_violations(at: str, container: Mapping[str, Any], notes: Mapping[str, Any]) -> list[str]:
     args = [str(a) for a in container.get("args") or []]
-    slices, total = _number(notes.get(GPU_SLICES_ANNOTATION)), _number(notes.get(GPU_MEMORY_ANNOTATION))
-    margin = _number(notes.get(SLICE_MARGIN_ANNOTATION))
+    slices, total = number(notes.get(GPU_SLICES_ANNOTATION)), number(notes.get(GPU_MEMORY_ANNOTATION))
+    margin = number(notes.get(SLICE_MARGIN_ANNOTATION))
     if not (slices >= 2 and total > 0 and margin > 0):
         return [
             f"{at}: a {SHARED_GPU_RESOURCE} pod without the plan's {GPU_SLICES_ANNOTATION}, {GPU_MEMORY_ANNOTATION} "
             f"and {SLICE_MARGIN_ANNOTATION} annotations; the slice bound cannot be checked"
         ]
     problems = []
-    gpus = _number(_flag(args, "--tensor-parallel-size") or 1) * _number(_flag(args, "--pipeline-parallel-size") or 1)
+    tp, pp = flag_value(args, "--tensor-parallel-size"), flag_value(args, "--pipeline-parallel-size")
+    gpus = number(tp or 1) * number(pp or 1)
     if gpus != 1:
         problems.append(f"{at}: TP x PP = {gpus:g} on a slice of one GPU; an engine on a slice runs on one GPU")
-    utilization = _number(_flag(args, "--gpu-memory-utilization") or 0.9)
+    utilization = number(flag_value(args, "--gpu-memory-utilization") or 0.9)
     packed = slices * (utilization * total + margin)
     if not packed <= total:
         problems.append(

@@ -59,6 +59,19 @@ ResourceRule = Callable[[Resource], list[str]]
 StackRule = Callable[[list[Resource]], list[str]]
 
 
+def number(value: Any) -> float:
+    """A rendered value as a number; NaN (which fails every comparison) when it is not one."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The word after `flag` in a container's args, None when absent."""
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+
+
 def pod_templates(resource: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(role, pod template) of a workload: Deployment-like templates, CronJob's job template, a bare Pod (its
     own template), LeaderWorkerSet leader/worker."""
