@@ -36,12 +36,19 @@ from typing import Any
 
 import yaml
 
-from components.catalog import config_path, load_gpu_catalog, load_model_catalog
+from components.catalog import CATALOG_DIR, load_gpu_catalog, load_model_catalog
 from components.tools import cli
 
 BENCH_DIR = Path(__file__).parent
 REFERENCE = BENCH_DIR / "reference" / "deployments.yaml"
 RESULTS = BENCH_DIR / "results"
+# Real HF config.json files, <org>/<name>/config.json, for models without a usable catalog row: the reference set's
+# own (provenance in its SOURCES.txt), the test fixtures', and the catalog's.
+CONFIG_DIRS = (
+    BENCH_DIR / "reference" / "configs",
+    BENCH_DIR.parent / "tests" / "catalog" / "configs",
+    CATALOG_DIR / "configs",
+)
 COMMAND = "python -m bench.reference_deployments"
 
 MATCH, MORE, FEWER, NOT_SIZEABLE, ERROR = "match", "we-need-more", "we-need-fewer", "not sizeable", "error"
@@ -99,6 +106,15 @@ def size_flags() -> dict[str, list[str] | None]:
     raise RuntimeError("the CLI has no `size` command")
 
 
+def shipped_config(model: str) -> Path | None:
+    """The model's real config.json shipped in the project (CONFIG_DIRS, first found), or None."""
+    for folder in CONFIG_DIRS:
+        path = folder / model / "config.json"
+        if path.is_file():
+            return path
+    return None
+
+
 def _num(value: float) -> str:
     return f"{value:g}"
 
@@ -111,8 +127,9 @@ def size_argv(
     argv = ["size", "--json", "--objective", "throughput"]
     not_passed: list[str] = []
     model = str(entry["model"])
-    if model not in load_model_catalog() and config_path(model).is_file():
-        argv += ["--config", str(config_path(model))]
+    shipped = shipped_config(model)
+    if model not in load_model_catalog() and shipped is not None:
+        argv += ["--model", model, "--config", str(shipped)]
     else:
         argv += ["--model", model]  # the CLI answers for catalog rows, refused rows and unknown ids alike
 

@@ -7,6 +7,8 @@ these deployments is the benchmark's business (`python -m bench.reference_deploy
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ import yaml
 from components.catalog import load_gpu_catalog
 
 REFERENCE = Path(__file__).parents[1] / "bench" / "reference" / "deployments.yaml"
+CONFIGS = REFERENCE.parent / "configs"
+# A SOURCES.txt line: <org>/<name>/<file> <- <owner/repo> @ <commit> : <path> (... sha256 <hex>, <n> bytes; ...)
+SOURCE_LINE = re.compile(r"^(\S+) <- ([\w.-]+/[\w.-]+) @ ([0-9a-f]{40}) : (\S+) \(.*sha256 ([0-9a-f]{64}), (\d+) bytes")
 MIN_ENTRIES = 32
 TASKS = {"generate", "embed", "score"}
 OUTCOMES = {"runs", "fails"}
@@ -130,3 +135,29 @@ def test_the_set_covers_what_issue_14_asks() -> None:
     assert categories >= REQUIRED_CATEGORIES, sorted(REQUIRED_CATEGORIES - categories)
     assert gpus >= REQUIRED_GPUS, sorted(REQUIRED_GPUS - gpus)
     assert any(e.get("outcome") == "fails" for e in ENTRIES), "recorded failures pin the lower bound"
+
+
+def _sources() -> dict[str, re.Match[str]]:
+    lines = [line for line in (CONFIGS / "SOURCES.txt").read_text().splitlines() if line and not line.startswith("#")]
+    matches = {line: SOURCE_LINE.match(line) for line in lines}
+    assert all(matches.values()), [line for line, m in matches.items() if m is None]
+    return {m.group(1): m for m in matches.values() if m is not None}
+
+
+def test_shipped_configs_are_sourced_and_unchanged() -> None:
+    """Every file under bench/reference/configs has its provenance line, and its bytes are the ones recorded there."""
+    sources = _sources()
+    files = {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*") if p.is_file() and p.name != "SOURCES.txt"}
+    assert files - set(sources) == set(), "files without a SOURCES.txt line"
+    assert set(sources) - files == set(), "SOURCES.txt lines without a file"
+    for name, line in sources.items():
+        data = (CONFIGS / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == line.group(5), f"{name}: sha256 differs from SOURCES.txt"
+        assert len(data) == int(line.group(6)), f"{name}: size differs from SOURCES.txt"
+        assert isinstance(json.loads(data), dict), f"{name}: not a JSON object"
+
+
+def test_shipped_configs_belong_to_reference_models() -> None:
+    models = {str(e["model"]) for e in ENTRIES}
+    folders = {str(p.parent.relative_to(CONFIGS)) for p in CONFIGS.rglob("config.json")}
+    assert folders <= models, sorted(folders - models)

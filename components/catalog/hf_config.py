@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from components.catalog.config_values import ConfigValues
+from components.catalog.config_values import ConfigValues, shown
 from components.catalog.layers import Dims, read_layer_groups
 from components.catalog.quantization import weight_format, with_hf_quant_config
 from components.catalog.rerankers import reranker_family
@@ -164,7 +164,7 @@ def _arch(
         # Nomic BERT: vLLM caps the context at the trained positions unless a rope extension is configured
         # (NomicBertModelConfig in vllm/model_executor/models/config.py).
         shape.max_position = min(shape.max_position, trained)
-    moe = _moe(text, shape)
+    moe = _moe(text, shape, model_type)
     attention, mla = _attention(text, shape, model_type, architectures)
     task = _task(text, shape, model_type, architectures, attention, pooling)
     if reranker_family(model_id, architectures[0]) is not None:  # a causal-LM reranker scores unless asked otherwise
@@ -272,8 +272,8 @@ def _rope(text: ConfigValues) -> tuple[float, str]:
     return rope_theta, (kind or "default") if rope_theta else "none"
 
 
-def _moe(text: ConfigValues, shape: _Shape) -> dict[str, int]:
-    """ModelArch's MoE fields; none for a dense model."""
+def _moe(text: ConfigValues, shape: _Shape, model_type: str) -> dict[str, int]:
+    """ModelArch's MoE fields; none for a dense model. Llama-4's dense layers use their own MLP width."""
     experts = 0
     for key in ("n_routed_experts", "num_local_experts", "num_experts"):
         experts = experts or text.whole(key, minimum=0) or 0
@@ -282,16 +282,48 @@ def _moe(text: ConfigValues, shape: _Shape) -> dict[str, int]:
     per_token = text.first_whole(("num_experts_per_tok", "moe_topk"), "experts per token")
     if per_token > experts:
         text.refuse("num_experts_per_tok", f"{per_token} is more than the {experts} experts")
-    dense_layers = text.whole("first_k_dense_replace", minimum=0) or 0
-    if dense_layers > shape.layers:
-        text.refuse("first_k_dense_replace", f"{dense_layers} is more than the {shape.layers} layers")
+    moe_intermediate = text.whole("moe_intermediate_size") or shape.intermediate
+    shared = text.whole("n_shared_experts", minimum=0) or 0
+    if model_type.startswith("llama4"):
+        # Llama4MoE: one shared expert as wide as a routed one; dense layers are intermediate_size_mlp wide
+        # (vllm/model_executor/models/llama4.py).
+        shared = 1
+        shape.intermediate = text.whole("intermediate_size_mlp") or shape.intermediate
+    elif text.whole("shared_expert_intermediate_size"):  # Qwen2-MoE / Qwen3-Next: one shared expert, own width
+        shared = max(1, round((text.whole("shared_expert_intermediate_size") or 0) / moe_intermediate))
     return {
         "experts": experts,
         "experts_per_token": per_token,
-        "moe_intermediate": text.whole("moe_intermediate_size") or shape.intermediate,
-        "shared_experts": text.whole("n_shared_experts", minimum=0) or 0,
-        "dense_layers": dense_layers,
+        "moe_intermediate": moe_intermediate,
+        "shared_experts": shared,
+        "dense_layers": shape.layers - _moe_layer_count(text, shape.layers),
     }
+
+
+def _moe_layer_count(text: ConfigValues, layers: int) -> int:
+    """How many decoder layers are MoE, by the rule of the model's vLLM class: DeepSeek's first_k_dense_replace and
+    moe_layer_freq (deepseek_v2.py), Qwen-MoE's decoder_sparse_step and mlp_only_layers (qwen3_moe.py), Llama-4's
+    interleave_moe_layer_step (llama4.py); every layer otherwise."""
+    first_dense = text.whole("first_k_dense_replace", minimum=0) or 0
+    if first_dense > layers:
+        text.refuse("first_k_dense_replace", f"{first_dense} is more than the {layers} layers")
+    only_mlp = text.values.get("mlp_only_layers") or []
+    if not isinstance(only_mlp, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only_mlp):
+        text.refuse("mlp_only_layers", f"{shown(only_mlp)} is not a list of layer numbers")
+    interleave = text.whole("interleave_moe_layer_step", minimum=0)
+    sparse_step = text.whole("decoder_sparse_step", minimum=0)
+    freq = text.whole("moe_layer_freq", minimum=0)
+
+    def is_moe(i: int) -> bool:
+        if i < first_dense or i in only_mlp:
+            return False
+        if interleave is not None:
+            return interleave > 0 and (i + 1) % interleave == 0
+        if sparse_step:
+            return (i + 1) % sparse_step == 0
+        return not freq or i % freq == 0
+
+    return sum(1 for i in range(layers) if is_moe(i))
 
 
 def _attention(
