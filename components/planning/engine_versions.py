@@ -64,10 +64,12 @@ class KvCacheRules:
     null_block_reserved: bool = False
     # The logged "KV cache size" is int(concurrency x max_model_len), not blocks // groups x block size.
     tokens_from_concurrency: bool = False
-    # Hybrid attention + Mamba/linear-attention layouts follow 0.13's rules. 0.33 turns prefix caching on for them,
-    # running Mamba in `align` mode with block-sized states and a backend-chosen block size (MambaModelConfig in
-    # vllm/model_executor/models/config.py): not ported, so the plan refuses them there rather than guess.
-    hybrid_state_ported: bool = True
+    # Prefix caching is on for hybrid models, so Mamba runs in `align` mode: each request holds this many states
+    # as big as an attention block in every Mamba layer (0: 0.13's one max_model_len state, prefix caching off).
+    mamba_align_states: int = 0
+    # In align mode, gated delta nets (FlashInfer GDN prefill, the default on Hopper) keep one prefill checkpoint
+    # state more per request and put the attention block on this token grid (0: no checkpoints).
+    gdn_checkpoint_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,8 @@ V0_33_0 = EngineVersion(
         hybrid_chunked_local=True,
         null_block_reserved=True,
         tokens_from_concurrency=True,
-        hybrid_state_ported=False,
+        mamba_align_states=2,
+        gdn_checkpoint_tokens=64,
     ),
     sources=_frozen(
         {
@@ -309,6 +312,12 @@ V0_33_0 = EngineVersion(
             "defaults to 1), vllm/config/vllm.py (VllmConfig.__post_init__)",
             "kv_cache.null_block_reserved": "vllm/v1/core/kv_cache_planning.py (get_kv_cache_configs: check_memory)",
             "kv_cache.tokens_from_concurrency": "vllm/v1/core/kv_cache_utils.py (get_kv_cache_capacity)",
+            "kv_cache.mamba_align_states": "vllm/config/model.py (ModelConfig.is_prefix_caching_supported: hybrid), "
+            "vllm/model_executor/models/config.py (MambaModelConfig: align mode), vllm/platforms/interface.py "
+            "(Platform._align_hybrid_block_size), vllm/v1/kv_cache_interface.py (MambaSpec.max_memory_usage_bytes)",
+            "kv_cache.gdn_checkpoint_tokens": "vllm/v1/attention/backends/gdn_attn.py "
+            "(FLASHINFER_GDN_CHECKPOINT_ALIGNMENT), vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py "
+            "(_resolve_gdn_prefill_backend, get_kv_cache_spec: num_prefill_checkpoint_blocks=1)",
         }
     ),
 )

@@ -1,10 +1,11 @@
 """The KV cache as vLLM allocates it, for any mix of layer kinds (components/catalog/layers.py).
 
 0.13.0's allocator, ported below; where a later release differs (windows holding every in-flight batch, the hybrid
-allocator on for chunked local attention, the null block in the start-up check, the logged token figure), the
-release's row in engine_versions.py says so (KvCacheRules) and kv_layout applies it. Not ported from 0.33: its
-hybrid Mamba sizing (prefix caching on by default for hybrid models puts Mamba in `align` mode, block-sized states)
-and backend-chosen block sizes (MLA backends: 64 or 128 tokens); 16-token blocks and 0.13's Mamba rules are used.
+allocator on for chunked local attention, the null block in the start-up check, the logged token figure, Mamba in
+prefix-caching `align` mode with block-sized states), the release's row in engine_versions.py says so (KvCacheRules)
+and kv_layout applies it. 0.33's hybrid block size is ported for FlashAttention on CUDA before Blackwell (16-token
+kernel blocks; FlashInfer GDN prefill as on Hopper); not ported: other backend-chosen block sizes (MLA backends: 64
+or 128 tokens; FlashInfer on Blackwell), where 16-token blocks are used.
 
 A port of the arithmetic of vllm/v1/core/kv_cache_utils.py (get_kv_cache_configs, get_kv_cache_groups,
 get_kv_cache_config_from_groups, get_max_concurrency_for_kv_cache_config, _report_kv_cache_config) over the
@@ -18,6 +19,7 @@ tokens takes `blocks_per_request` of them; the log's "GPU KV cache size" is bloc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -54,9 +56,12 @@ class _Spec:
     block: int
     page: int
     window: int = 0
+    states: int = 0  # a Mamba layer in `align` mode: the block-sized states one request holds
 
     def max_memory(self, max_len: int, batched: int) -> int:
         """max_memory_usage_bytes: what one request of max_len tokens holds in this layer."""
+        if self.states:  # MambaSpec in align mode (vllm/v1/kv_cache_interface.py at 0.33)
+            return self.states * self.page
         if self.kind == "sliding":  # SlidingWindowSpec: the window plus a step's tokens, +1 unaligned block
             return (_cdiv(min(self.window - 1 + batched, max_len), self.block) + 1) * self.page
         if self.kind == "chunked":  # ChunkedLocalAttentionSpec
@@ -118,18 +123,10 @@ def kv_layout(
     """vLLM's KV cache for this layout under a release's allocator rules (the default release's when None);
     None when the model keeps no KV cache (encoders)."""
     rules = rules or engine_version(DEFAULT_VLLM_VERSION).kv_cache
-    if not rules.hybrid_state_ported and any(g.kind in ("mamba", "linear") for g in arch.layer_groups):
-        raise SizingError(
-            [
-                f"{arch.id} mixes attention with Mamba/linear-attention layers, whose KV and state memory this plan "
-                "has not modelled for this vLLM release (it runs Mamba in prefix-caching align mode): "
-                'set vllmVersion: "0.13.0" for this model'
-            ]
-        )
     if rules.in_flight_batches:
         # Async scheduling (on for generative models) keeps PP + 1 batches in flight, PP without it (pooling).
         batched *= pp + 1 if arch.task == "generate" else pp
-    layout = _layout_013(arch, tp, pp, kv_dtype, max_len, batched, rules.hybrid_chunked_local)
+    layout = _layout_013(arch, tp, pp, kv_dtype, max_len, batched, rules)
     if layout is None:
         return None
     if rules.null_block_reserved:
@@ -141,7 +138,7 @@ def kv_layout(
 
 
 def _layout_013(
-    arch: ModelArch, tp: int, pp: int, kv_dtype: str, max_len: int, batched: int, hybrid_chunked: bool
+    arch: ModelArch, tp: int, pp: int, kv_dtype: str, max_len: int, batched: int, rules: KvCacheRules
 ) -> KvLayout | None:
     if arch.attention == "encoder":
         return None
@@ -152,12 +149,12 @@ def _layout_013(
         stage = max(end - start for start, end in (pp_indices(arch.layers, rank, pp) for rank in range(pp)))
         blocks = _cdiv(max_len, KV_BLOCK)
         return KvLayout(page * stage, blocks, 1, KV_BLOCK, stage * blocks * page)
-    specs = _layer_specs(arch, tp, kv_dtype, max_len)
+    specs = _layer_specs(arch, tp, kv_dtype, max_len, rules)
     if not specs:
         return None
     stages = [range(*pp_indices(arch.layers, rank, pp)) for rank in range(pp)]
     check = max(sum(specs[i].max_memory(max_len, batched) for i in stage if i in specs) for stage in stages)
-    if not hybrid_chunked and any(s.kind == "chunked" for s in specs.values()):
+    if not rules.hybrid_chunked_local and any(s.kind == "chunked" for s in specs.values()):
         # vLLM 0.13 turns the hybrid allocator off for chunked local attention unless
         # VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 (VllmConfig.__post_init__ in vllm/config/vllm.py),
         # and then sizes local layers as full attention (unify_hybrid_kv_cache_specs).
@@ -202,7 +199,7 @@ def _hybrid_layout(
         )
     by_spec: dict[_Spec, list[int]] = {}
     for i, s in specs.items():
-        unified = _Spec(s.kind, s.block * page // s.page, page, s.window)
+        unified = replace(s, block=s.block * page // s.page, page=page)
         by_spec.setdefault(unified, []).append(i)
     counts = [len(layers) for layers in by_spec.values()]
     size = max(counts) if max(counts) < min(counts) * 1.25 else min(counts)
@@ -228,21 +225,28 @@ def _without_hybrid_allocator(specs: dict[int, _Spec]) -> dict[int, _Spec]:
     return {i: _Spec("full", s.block, s.page) if s.kind in ("sliding", "chunked") else s for i, s in specs.items()}
 
 
-def _layer_specs(arch: ModelArch, tp: int, kv_dtype: str, max_len: int) -> dict[int, _Spec]:
+def _layer_specs(arch: ModelArch, tp: int, kv_dtype: str, max_len: int, rules: KvCacheRules) -> dict[int, _Spec]:
     """Each layer's spec, by layer index; layers without attention or state have none."""
     element = 1 if kv_dtype.startswith("fp8") else 2
     groups = effective_groups(arch)
     attention = [g for g in groups if g.kind in ("full", "sliding", "chunked")]
     states = [g for g in groups if g.state is not None and g.kind in ("mamba", "linear")]
     block = KV_BLOCK
-    padded = 0
+    padded = held = 0
     if attention and states:
-        # HybridAttentionMambaModelConfig: the attention block grows (in steps of 16 tokens) until its page
-        # holds a Mamba state; the state's page is padded to the attention page. Without prefix caching (off by
-        # default for hybrid models, ModelConfig.is_prefix_caching_supported) a state takes one block.
+        # The attention block grows (in steps of `step` tokens) until its page holds a Mamba state; the state's
+        # page is padded to the attention page (0.13: HybridAttentionMambaModelConfig; 0.33:
+        # Platform._align_hybrid_block_size). Without prefix caching a state takes one max_model_len block.
+        step, held = KV_BLOCK, 0
+        if rules.mamba_align_states:
+            # Prefix caching on: align mode, states as big as attention blocks, `mamba_align_states` per request,
+            # one more for gated delta nets' prefill checkpoints, which also set the block step.
+            gdn = all(g.state is not None and g.state.formula == "gated_delta_net" for g in states)
+            step = math.lcm(KV_BLOCK, rules.gdn_checkpoint_tokens) if gdn else KV_BLOCK
+            held = rules.mamba_align_states + (1 if gdn and rules.gdn_checkpoint_tokens else 0)
         one_token = _token_bytes(arch, arch.kv_heads, arch.head_dim, tp, element)
         state = max(state_bytes(g.state, tp) for g in states if g.state is not None)
-        block = KV_BLOCK * _cdiv(state, KV_BLOCK * one_token)
+        block = KV_BLOCK * _cdiv(step * _cdiv(state, step * one_token), KV_BLOCK)
         padded = block * one_token
     specs: dict[int, _Spec] = {}
     for g in groups:
@@ -250,7 +254,7 @@ def _layer_specs(arch: ModelArch, tp: int, kv_dtype: str, max_len: int) -> dict[
             page = block * _token_bytes(arch, g.kv_heads, g.head_dim, tp, element)
             spec = _Spec(g.kind, block, page, g.window)
         elif g.state is not None:
-            spec = _Spec("mamba", max_len, max(padded, state_bytes(g.state, tp)))
+            spec = _Spec("mamba", block if held else max_len, max(padded, state_bytes(g.state, tp)), states=held)
         else:
             continue
         specs.update((i, spec) for i in g.layers)

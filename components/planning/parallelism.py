@@ -132,6 +132,15 @@ def context_length(req: SizingRequest, arch: ModelArch) -> tuple[int, int | None
     return max_len, rope_original
 
 
+def kv_rules_for(req: SizingRequest) -> KvCacheRules:
+    """The release's KV allocator, as this model runs it: with prefix caching off (asked, or for a deterministic
+    model) vLLM keeps Mamba out of `align` mode (MambaModelConfig in vllm/model_executor/models/config.py)."""
+    rules = req.engine.kv_cache
+    if req.deterministic or req.prefix_caching is False:
+        return replace(rules, mamba_align_states=0, gdn_checkpoint_tokens=0)
+    return rules
+
+
 def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
     arch = req.arch
     if req.task and req.task != arch.task:
@@ -175,7 +184,7 @@ def resolve(req: SizingRequest, shape: GpuShape) -> Resolved:
         min_concurrency=req.min_concurrency,
         lowered_rungs=tuple((seqs, tokens, budget) for seqs, tokens in lower),
         cuda_graphs=cuda_graph_bytes(req),
-        kv_rules=req.engine.kv_cache,
+        kv_rules=kv_rules_for(req),
     )
 
 

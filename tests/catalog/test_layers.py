@@ -236,7 +236,4 @@ def test_fuzzed_layer_keys_read_or_are_refused(layout: dict[str, Any], key: str,
             try:
                 kv_layout(arch, tp, min(pp, arch.layers), "auto", 4096, 2048, version.kv_cache)
             except SizingError as exc:
-                # Two refusals only: page sizes vLLM cannot unify, and hybrid state a release is not ported for.
-                assert "cannot unify the KV page sizes" in exc.errors[0] or (
-                    not version.kv_cache.hybrid_state_ported and "not modelled for this vLLM release" in exc.errors[0]
-                )
+                assert "cannot unify the KV page sizes" in exc.errors[0]

@@ -105,17 +105,80 @@ def hybrid_cache_config(case: dict[str, Any], shapes: Any, dtypes: Any) -> Any:
     return cache
 
 
+def align_cache_config_033(case: dict[str, Any], shapes: Any, dtypes: Any) -> Any:
+    """The cache config 0.33 leaves for a hybrid model on CUDA (SM 8.x/9.0, FlashAttention): prefix caching on
+    (ModelConfig.is_prefix_caching_supported), so MambaModelConfig puts Mamba in `align` mode; then
+    Platform._align_hybrid_block_size (vllm/platforms/interface.py) grows the attention block to hold a state, on
+    the backend's kernel alignment and, for Qwen3-Next's gated delta nets (FlashInfer GDN prefill on Hopper), on
+    the 64-token prefill checkpoint grid (FLASHINFER_GDN_CHECKPOINT_ALIGNMENT in
+    vllm/v1/attention/backends/gdn_attn.py)."""
+    from vllm.model_executor.layers.mamba import abstract as mamba_abstract
+    from vllm.platforms.interface import Platform
+    from vllm.v1.attention.backends.flash_attn import FlashAttentionBackend
+    from vllm.v1.attention.backends.gdn_attn import FLASHINFER_GDN_CHECKPOINT_ALIGNMENT
+
+    tp = case["tp"]
+    gdn = any((layer["state"] or {}).get("formula") == "gated_delta_net" for layer in case["layers"])
+    cache = SimpleNamespace(
+        enable_prefix_caching=case.get("prefix_caching", True),
+        mamba_cache_mode="none",
+        mamba_block_size=None,
+        block_size=FlashAttentionBackend.get_preferred_block_size(16),  # CacheConfig.DEFAULT_BLOCK_SIZE
+        mamba_page_size_padded=None,
+        cache_dtype=case["kv_dtype"],
+    )
+    model = SimpleNamespace(
+        use_mla=False,
+        dtype=MODEL_DTYPE,
+        max_model_len=case["max_len"],
+        architecture="ProbeForCausalLM",
+        get_num_kv_heads=lambda _parallel: max(1, case["model_kv_heads"] // tp),
+        get_head_size=lambda: case["model_head_dim"],
+    )
+
+    class Probe:
+        @classmethod
+        def get_mamba_state_shape_from_config(cls, _config: Any) -> Any:
+            return shapes
+
+        @classmethod
+        def get_mamba_state_dtype_from_config(cls, _config: Any) -> Any:
+            return dtypes
+
+    from vllm.model_executor.models import ModelRegistry
+
+    ModelRegistry.resolve_model_cls = lambda *_a, **_k: (Probe, "ProbeForCausalLM")
+    # No model is built here: the layers' answers (every attention layer on FlashAttention; the Mamba layers'
+    # checkpoint alignment) are given instead of read from the forward context.
+    alignment = FLASHINFER_GDN_CHECKPOINT_ALIGNMENT if gdn else None
+    mamba_abstract.get_mamba_prefill_checkpoint_alignment = lambda _config: alignment
+    Platform._find_non_ssm_backends = classmethod(lambda _cls, _config: [FlashAttentionBackend])
+    config = SimpleNamespace(
+        cache_config=cache,
+        model_config=model,
+        parallel_config=SimpleNamespace(tensor_parallel_size=tp),
+        scheduler_config=SimpleNamespace(enable_chunked_prefill=True),
+    )
+    model_configs.HybridAttentionMambaModelConfig.verify_and_update_config(config)
+    Platform._align_hybrid_block_size(config, FlashAttentionBackend)
+    cache.checkpoint_blocks = 1 if gdn else 0  # Qwen3 GDN layers' get_kv_cache_spec (qwen_gdn_linear_attn.py)
+    return cache
+
+
 def layer_specs(case: dict[str, Any]) -> dict[int, KVCacheSpec]:
     tp = case["tp"]
     kv_dtype = torch.uint8 if case["kv_dtype"].startswith("fp8") else MODEL_DTYPE  # STR_DTYPE_TO_TORCH_DTYPE
     block, mamba_block, padded, state = 16, case["max_len"], None, None
+    align, checkpoints = False, 0
     layers = case["layers"]
     stateful = [layer for layer in layers if layer["kind"] in ("mamba", "linear")]
     if stateful:
         state = state_shape(stateful[0]["state"], tp)
         if any(layer["kind"] in ("full", "sliding", "chunked") for layer in layers):
-            cache = hybrid_cache_config(case, *state)
+            cache = (align_cache_config_033 if NEW_PLANNER else hybrid_cache_config)(case, *state)
             block, mamba_block, padded = cache.block_size, cache.mamba_block_size, cache.mamba_page_size_padded
+            align = getattr(cache, "mamba_cache_mode", "none") == "align"
+            checkpoints = getattr(cache, "checkpoint_blocks", 0)
     specs: dict[int, KVCacheSpec] = {}
     for i, layer in enumerate(layers):
         kind = layer["kind"]
@@ -132,22 +195,23 @@ def layer_specs(case: dict[str, Any]) -> dict[int, KVCacheSpec]:
             specs[i] = ChunkedLocalAttentionSpec(**attention, attention_chunk_size=layer["window"])
         elif kind in ("mamba", "linear") and state is not None:
             mamba_type = "mamba1" if layer["state"]["formula"] == "mamba1" else "mamba2"
+            extra: dict[str, Any] = {}
+            if align:  # MambaBase.get_kv_cache_spec at 0.33 (vllm/model_executor/layers/mamba/abstract.py)
+                extra = {"mamba_cache_mode": "align", "num_prefill_checkpoint_blocks": checkpoints}
+                if checkpoints:
+                    extra["prefill_checkpoint_alignment"] = mamba_block  # get_mamba_prefill_checkpoint_grid
             specs[i] = MambaSpec(
                 block_size=mamba_block,
                 shapes=state[0],
                 dtypes=state[1],
                 page_size_padded=padded,
                 mamba_type=mamba_type,
+                **extra,
             )
     return specs
 
 
 def run(case: dict[str, Any]) -> dict[str, Any]:
-    if NEW_PLANNER and any(layer["kind"] in ("mamba", "linear") for layer in case["layers"]):
-        # 0.33 turns prefix caching on for hybrid models (ModelConfig.is_prefix_caching_supported), so Mamba runs
-        # in `align` mode with block-sized states (MambaModelConfig in vllm/model_executor/models/config.py) and
-        # the block size comes from the attention backend (Platform._align_hybrid_block_size): not probed here.
-        return {"skipped": "hybrid Mamba/linear-attention layouts under vLLM 0.33"}
     specs = layer_specs(case)
     pp = case["pp"]
     workers = []
@@ -188,6 +252,8 @@ def allocate_033(case: dict[str, Any], workers: list[dict[str, KVCacheSpec]]) ->
     from vllm.v1.core import kv_cache_planning
 
     pp = case["pp"]
+    # Prefix caching on for hybrid models puts their Mamba layers in align mode (MambaModelConfig).
+    stateful = any(layer["kind"] in ("mamba", "linear") for layer in case["layers"])
     config = SimpleNamespace(
         model_config=SimpleNamespace(
             max_model_len=case["max_len"], original_max_model_len=case["max_len"], supports_kv_cache_grouping=False
@@ -205,7 +271,12 @@ def allocate_033(case: dict[str, Any], workers: list[dict[str, KVCacheSpec]]) ->
             max_num_batched_tokens=case["batched"], disable_hybrid_kv_cache_manager=False, async_scheduling=True
         ),
         cache_config=SimpleNamespace(
-            num_gpu_blocks_override=None, prefix_cache_retention_interval=None, kv_cache_layout=None
+            num_gpu_blocks_override=None,
+            prefix_cache_retention_interval=None,
+            kv_cache_layout=None,
+            # Prefix caching is on by default for hybrid models too (ModelConfig.is_prefix_caching_supported).
+            enable_prefix_caching=case.get("prefix_caching", True),
+            mamba_cache_mode="align" if stateful and case.get("prefix_caching", True) else "none",
         ),
         attention_config=SimpleNamespace(hisparse_config=None),
         kv_transfer_config=None,

@@ -5,14 +5,14 @@ For real configs (gpt-oss-120b, Gemma-3-27B, Llama-4-Scout, Nemotron-Super-49B) 
 gated delta nets, Nemotron-H's Mamba-2, Jamba's Mamba-1, MiniMax's linear attention) on several TP x PP layouts,
 KV dtypes and memories, vLLM's get_kv_cache_configs must report the blocks, "GPU KV cache size" tokens and
 "Maximum concurrency" that components/planning/kv_cache.py predicts, start exactly when our per-request memory
-says one request fits, and refuse one byte below vLLM's own check. Hybrid Mamba / linear-attention layouts are
-compared under 0.13 only (kv_cache.py's docstring says what of 0.33 is not ported; the probe skips them)."""
+says one request fits, and refuse one byte below vLLM's own check. Under 0.33 the hybrid Mamba / linear-attention
+layouts run with prefix caching on (Mamba in `align` mode) on FlashAttention, as on a Hopper GPU."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from components.catalog import ModelArch, load_model_catalog
 from components.catalog.hf_config import load_hf_config
 from components.planning.engine_versions import ENGINE_VERSIONS, engine_version
 from components.planning.kv_cache import KvLayout, effective_groups, kv_layout
-from components.planning.types import SizingError
+from components.planning.parallelism import kv_rules_for
+from components.planning.types import SizingRequest
 from tests.catalog.test_layers import NEMOTRON_H_8B, read
 from tests.engine.engine_run import vllm_python
 
@@ -135,11 +136,7 @@ def _boundaries(version: str) -> list[tuple[Any, ...]]:
     """Per layout: one byte under vLLM's start-up check, and exactly one request of our per-request memory."""
     cases = []
     for model, tp, pp, kv_dtype, max_len, batched, _ in LAYOUTS:
-        try:
-            layout = _layout(version, model, tp, pp, kv_dtype, max_len, batched)
-        except SizingError:  # not ported for this release: the probe skips it, _not_ported checks the refusal
-            cases += [(model, tp, pp, kv_dtype, max_len, batched, 0)] * 2
-            continue
+        layout = _layout(version, model, tp, pp, kv_dtype, max_len, batched)
         cases.append((model, tp, pp, kv_dtype, max_len, batched, layout.check_bytes - 1))
         cases.append((model, tp, pp, kv_dtype, max_len, batched, layout.needed(1)))
     return cases
@@ -162,24 +159,10 @@ def vllm_answers(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, An
     return version, answers
 
 
-def _not_ported(version: str, answer: dict[str, Any], index: int) -> bool:
-    """True for a hybrid Mamba layout the probe does not run under this release: the plan must refuse it there
-    (KvCacheRules.hybrid_state_ported) rather than size it by another release's rules."""
-    if "skipped" not in answer:
-        return False
-    assert not engine_version(version).kv_cache.hybrid_state_ported, answer
-    model, tp, pp, kv_dtype, max_len, batched, _ = LAYOUTS[index]
-    with pytest.raises(SizingError, match="not modelled for this vLLM release"):
-        _layout(version, model, tp, pp, kv_dtype, max_len, batched)
-    return True
-
-
 @pytest.mark.parametrize("index", range(len(LAYOUTS)), ids=lambda i: "-".join(map(str, LAYOUTS[i][:5])))
 def test_tokens_and_concurrency_are_vllms(vllm_answers: tuple[str, list[dict[str, Any]]], index: int) -> None:
     version, answers = vllm_answers
     model, tp, pp, kv_dtype, max_len, batched, memory = LAYOUTS[index]
-    if _not_ported(version, answers[index], index):
-        return
     layout = _layout(version, model, tp, pp, kv_dtype, max_len, batched)
     vllm = answers[index]
     assert "error" not in vllm, vllm
@@ -194,10 +177,8 @@ def test_tokens_and_concurrency_are_vllms(vllm_answers: tuple[str, list[dict[str
 
 @pytest.mark.parametrize("index", range(len(LAYOUTS)), ids=lambda i: "-".join(map(str, LAYOUTS[i][:5])))
 def test_one_request_fits_exactly_where_we_say(vllm_answers: tuple[str, list[dict[str, Any]]], index: int) -> None:
-    version, answers = vllm_answers
+    _, answers = vllm_answers
     below, enough = answers[len(LAYOUTS) + 2 * index : len(LAYOUTS) + 2 * index + 2]
-    if _not_ported(version, below, index):
-        return
     assert "KV cache is needed, which is larger than the available KV cache memory" in below["error"]
     assert "error" not in enough and enough["concurrency"] >= 1.0
 
@@ -211,3 +192,47 @@ def test_hybrid_layouts_are_what_the_allocator_groups() -> None:
         assert _layout(version, "gemma-3-27b", 1, 1, "auto", 131072, 8192).groups == 7
     assert _layout("0.13.0", "llama-4-scout", 8, 1, "auto", 131072, 8192).groups == 1
     assert _layout("0.33.0", "llama-4-scout", 8, 1, "auto", 131072, 8192).groups == 4
+
+
+def test_align_mode_puts_gated_delta_net_blocks_on_the_checkpoint_grid() -> None:
+    # 0.33 runs Qwen3-Next's gated delta nets in align mode with FlashInfer prefill checkpoints: the attention block
+    # is a multiple of the checkpoint grid, and a request holds three states per Mamba group (two + a checkpoint),
+    # where 0.13's blocks step by 16 tokens and a state is one max_model_len block.
+    rules = engine_version("0.33.0").kv_cache
+    new = _layout("0.33.0", "qwen3-next", 1, 1, "auto", 65536, 8192)
+    old = _layout("0.13.0", "qwen3-next", 1, 1, "auto", 65536, 8192)
+    assert new.block_tokens % rules.gdn_checkpoint_tokens == 0 and old.block_tokens % 16 == 0
+    attention_blocks = -(-65536 // new.block_tokens)
+    assert new.blocks_per_request == attention_blocks + (new.groups - 1) * (rules.mamba_align_states + 1)
+
+
+@pytest.mark.parametrize("model", ["qwen3-next", "nemotron-h-8b", "jamba", "minimax"])
+def test_hybrid_models_without_prefix_caching_leave_align_mode(model: str) -> None:
+    """A deterministic model, or one with prefixCaching: false, runs vLLM 0.33 with prefix caching off; MambaModelConfig
+    then keeps Mamba out of align mode. The plan's rules (parallelism.kv_rules_for) match 0.33's allocator."""
+    arch = ARCHS[model]
+    req = SizingRequest(arch=arch, vllm_version="0.33.0", prefix_caching=False)
+    rules = kv_rules_for(req)
+    assert rules.mamba_align_states == 0 and kv_rules_for(replace(req, prefix_caching=None)).mamba_align_states > 0
+    layout = kv_layout(arch, 1, 1, "auto", 32768, 8192, rules)
+    assert layout is not None
+    memory = 6 * GIB
+    case = {**_case(model, 1, 1, "auto", 32768, 8192, memory), "prefix_caching": False}
+    below = {**case, "memory": layout.check_bytes - 1}
+    done = subprocess.run(
+        [str(vllm_python("0.33.0")), str(PROBE)],
+        input=json.dumps([case, below]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    vllm, refused = json.loads(done.stdout.strip().splitlines()[-1])
+    assert vllm == {
+        "num_blocks": layout.blocks(memory),
+        "groups": layout.groups,
+        "tokens": layout.tokens(memory),
+        "concurrency": layout.concurrency(memory),
+    }
+    assert "larger than the available KV cache memory" in refused["error"]
