@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from components.catalog import ModelArch, load_gpu_catalog, load_model_catalog
+from components.planning.batch_limits import engine_batch_defaults
 from components.planning.performance import (
     FIT_FILE,
     Efficiency,
@@ -83,7 +84,6 @@ def _layout(arch: ModelArch, gpu_id: str, row: dict[str, Any]) -> Layout:
     """vLLM's batch limits and the KV cache the project's own sizing gives this layout (None when it cannot)."""
     gpu = load_gpu_catalog()[gpu_id]
     shape = GpuShape.of(gpu, max(8, row["tp"] * row["pp"]))
-    seqs, batched = shape.batch_defaults
     request = SizingRequest(
         arch=arch, field=row["id"], quantization=row["weight_dtype"], kv_cache_dtype=row["kv_dtype"],
         max_model_len=row["input_len"] + row["output_len"], tensor_parallel=row["tp"], pipeline_parallel=row["pp"],
@@ -91,6 +91,7 @@ def _layout(arch: ModelArch, gpu_id: str, row: dict[str, Any]) -> Layout:
     try:
         sizing = size_model(request, shape)
     except ValueError:
+        seqs, batched = engine_batch_defaults(request, shape)
         return Layout(tp=row["tp"], pp=row["pp"], max_num_seqs=seqs, max_num_batched_tokens=batched)
     return Layout(
         tp=row["tp"], pp=row["pp"], max_num_seqs=sizing.max_num_seqs,

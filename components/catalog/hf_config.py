@@ -12,7 +12,7 @@ from components.catalog.config_values import ConfigValues, shown
 from components.catalog.layers import Dims, read_layer_groups
 from components.catalog.quantization import weight_format, with_hf_quant_config
 from components.catalog.rerankers import reranker_family
-from components.catalog.transformers_config import EngineRefusal, engine_config
+from components.catalog.transformers_config import EngineRefusal, defaulted_keys, engine_config
 from components.catalog.types import Attention, CatalogError, ModelArch, Task, WeightFormat
 from components.catalog.weights import param_groups, vision_params, with_index_next_to
 
@@ -136,13 +136,7 @@ def arch_from_hf_config(
     try:
         return _arch(cfg, model_id, params_b, source, pooling, engine_notes)
     except CatalogError as exc:
-        # Notes read "<key>, <key>: not in the file; ...": keep those naming the refused key.
-        defaulted = [
-            note
-            for note in engine_notes
-            if "not in the file" in note
-            and any(f"{key}: " in str(exc) for key in note.split(": not in the file")[0].split(", "))
-        ]
+        defaulted = [note for note in engine_notes if any(f"{key}: " in str(exc) for key in defaulted_keys(note))]
         if not defaulted:
             raise
         # A refused value the file never states came from the model type's defaults: say so.

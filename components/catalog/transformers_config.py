@@ -47,6 +47,7 @@ _SIZING_KEYS = (
     "intermediate_size", "vocab_size", "max_position_embeddings", "sliding_window", "layer_types",
 )  # fmt: skip
 _MAX_TRIES = 400  # builds spent finding the key behind a refusal
+_DEFAULTED = ": not in the file;"  # between the keys and the rest of a defaults note
 
 
 def engine_config(cfg: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
@@ -232,7 +233,13 @@ def _defaults_note(raw: dict[str, Any], out: dict[str, Any], built: Any, version
         filled = [prefix + k for k in _SIZING_KEYS if k not in stated and out_part.get(k) is not None]
         if filled:
             notes.append(
-                f"{', '.join(filled)}: not in the file; transformers {version} {type(obj).__name__}'s "
+                f"{', '.join(filled)}{_DEFAULTED} transformers {version} {type(obj).__name__}'s "
                 "defaults, as vLLM reads them"
             )
     return notes
+
+
+def defaulted_keys(note: str) -> list[str]:
+    """The keys a defaults note (_defaults_note) names; [] for any other note."""
+    keys, found, _ = note.partition(_DEFAULTED)
+    return keys.split(", ") if found else []

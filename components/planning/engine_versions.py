@@ -135,7 +135,7 @@ class EngineVersion:
     def cudagraph_budget_gib(self, cuda_graph_gib: float) -> float:
         """GiB the memory model must take out of the gpu_memory_utilization budget, before the KV cache, for CUDA
         graphs of `cuda_graph_gib`: all of it where vLLM profiles them inside the budget (0.33), none where it
-        captures them outside (0.13). The hook for memory.py/parallelism.py's budget (not wired there yet)."""
+        captures them outside (0.13). memory.cuda_graph_bytes takes it out of the plan's budget."""
         return cuda_graph_gib if self.cudagraph_memory_in_budget else 0.0
 
     def invariant_kernels(self, compute_capability: str) -> InvariantKernels:

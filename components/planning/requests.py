@@ -9,11 +9,6 @@ from typing import Literal
 
 from components.catalog import GpuType, ModelArch
 from components.planning.engine_versions import DEFAULT_VLLM_VERSION, ENGINE_VERSIONS, EngineVersion, engine_version
-from components.planning.vllm import (
-    LARGE_GPU_DEFAULTS,
-    LARGE_GPU_THRESHOLD_GIB,
-    SMALL_GPU_DEFAULTS,
-)
 from components.spec import ModelSpec, SpecError
 
 # How far the CLI looks for multi-node shapes when no pool bounds it.
@@ -59,11 +54,6 @@ class GpuShape:
             native_fp8=gpu.native_fp8,
             compute_capability=gpu.compute_capability,
         )
-
-    @property
-    def batch_defaults(self) -> tuple[int, int]:
-        big = self.memory_gib >= LARGE_GPU_THRESHOLD_GIB and "A100" not in self.gpu_name.upper()
-        return LARGE_GPU_DEFAULTS if big else SMALL_GPU_DEFAULTS
 
 
 @dataclass(frozen=True)

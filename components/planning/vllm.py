@@ -8,10 +8,8 @@ from components.planning.engine_versions import RUNTIME_HOME as RUNTIME_HOME  # 
 
 # The version a new stack gets; a model's own is ModelPlan.vllm_version.
 VLLM_VERSION = DEFAULT_VLLM_VERSION
-# The two batch-default tiers every supported version has (EngineVersion.batch_tiers: >= 70 GiB, A100 excepted,
-# and the rest); a version's own defaults on a GPU are EngineVersion.batch_defaults.
-LARGE_GPU_THRESHOLD_GIB = 70.0
-LARGE_GPU_DEFAULTS = (1024, 8192)  # (max_num_seqs, max_num_batched_tokens)
+# The small-GPU batch tier every supported version has (EngineVersion.batch_tiers: under 70 GiB, or an A100):
+# (max_num_seqs, max_num_batched_tokens); a version's own defaults on a GPU are EngineVersion.batch_defaults.
 SMALL_GPU_DEFAULTS = (256, 2048)
 # When the sampler of the default max_num_seqs leaves no room for the KV cache, the plan halves max_num_seqs
 # down to this, the smallest a published deployment runs (vllm-ascend Qwen3-235B: --max-num-seqs 16).

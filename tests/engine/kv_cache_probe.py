@@ -64,6 +64,23 @@ def state_shape(state: dict[str, Any], tp: int) -> tuple[Any, Any]:
     return shapes, dtypes.linear_attention_state_dtype(MODEL_DTYPE, "auto")
 
 
+def _resolve_to_state(shapes: Any, dtypes: Any) -> None:
+    """Make vLLM's model registry resolve any architecture to a class that answers the Mamba state's shapes and
+    dtypes, as the hybrid config hooks ask it (no model class is imported here)."""
+    from vllm.model_executor.models import ModelRegistry
+
+    class Probe:
+        @classmethod
+        def get_mamba_state_shape_from_config(cls, _config: Any) -> Any:
+            return shapes
+
+        @classmethod
+        def get_mamba_state_dtype_from_config(cls, _config: Any) -> Any:
+            return dtypes
+
+    ModelRegistry.resolve_model_cls = lambda *_a, **_k: (Probe, "ProbeForCausalLM")
+
+
 def hybrid_cache_config(case: dict[str, Any], shapes: Any, dtypes: Any) -> Any:
     """The cache config HybridAttentionMambaModelConfig leaves: attention block size and padded Mamba page."""
     tp = case["tp"]
@@ -85,16 +102,7 @@ def hybrid_cache_config(case: dict[str, Any], shapes: Any, dtypes: Any) -> Any:
         get_head_size=lambda: case["model_head_dim"],
     )
 
-    class Probe:
-        @classmethod
-        def get_mamba_state_shape_from_config(cls, _config: Any) -> Any:
-            return shapes
-
-        @classmethod
-        def get_mamba_state_dtype_from_config(cls, _config: Any) -> Any:
-            return dtypes
-
-    model_configs.ModelRegistry.resolve_model_cls = lambda *_a, **_k: (Probe, "ProbeForCausalLM")
+    _resolve_to_state(shapes, dtypes)
     config = SimpleNamespace(
         cache_config=cache,
         model_config=model,
@@ -136,18 +144,7 @@ def align_cache_config_033(case: dict[str, Any], shapes: Any, dtypes: Any) -> An
         get_head_size=lambda: case["model_head_dim"],
     )
 
-    class Probe:
-        @classmethod
-        def get_mamba_state_shape_from_config(cls, _config: Any) -> Any:
-            return shapes
-
-        @classmethod
-        def get_mamba_state_dtype_from_config(cls, _config: Any) -> Any:
-            return dtypes
-
-    from vllm.model_executor.models import ModelRegistry
-
-    ModelRegistry.resolve_model_cls = lambda *_a, **_k: (Probe, "ProbeForCausalLM")
+    _resolve_to_state(shapes, dtypes)
     # No model is built here: the layers' answers (every attention layer on FlashAttention; the Mamba layers'
     # checkpoint alignment) are given instead of read from the forward context.
     alignment = FLASHINFER_GDN_CHECKPOINT_ALIGNMENT if gdn else None
